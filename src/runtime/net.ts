@@ -1,0 +1,135 @@
+import type * as ort from 'onnxruntime-node';
+import { FeedError } from '../errors';
+import { loadModel, type Phase } from '../frontends/load';
+import type { Model, Value } from '../ir';
+import { toBlob, toOrtFeed, type Blob, type Feed } from './feeds';
+import { lowerForRuntime, type Tap } from './lower';
+import { createSession, type SessionOptions } from './session';
+
+export interface NetOptions extends SessionOptions {
+  /** Caffe phase (TEST by default). */
+  phase?: Phase;
+}
+
+export interface ForwardOptions {
+  /** Intermediate blobs (Caffe tops / ONNX value names) to return beside the outputs. */
+  blobs?: string[];
+}
+
+interface Prepared {
+  session: ort.InferenceSession;
+  taps: Tap[];
+  fetch: string[];
+}
+
+/**
+ * amct.Net: a model (Caffe or ONNX) lowered through the IR and run on ONNX Runtime, with the
+ * pycaffe-like `forward(feeds)`. amct-domain operators in the model (calibration layers) are
+ * lowered to taps that see every forward.
+ */
+export class Net {
+  private readonly prepared = new Map<string, Promise<Prepared>>();
+  private readonly file: string;
+
+  private constructor(
+    readonly model: Model,
+    private readonly opts: NetOptions,
+  ) {
+    this.file = model.source?.file ?? '<model>';
+  }
+
+  /** Loads `.prototxt` + `.caffemodel`, or `.onnx` (weightsFile omitted or null). */
+  static async create(modelFile: string, weightsFile?: string | null, opts: NetOptions = {}): Promise<Net> {
+    const model = loadModel(modelFile, weightsFile, { phase: opts.phase });
+    const net = new Net(model, opts);
+    await net.prepare([]);
+    return net;
+  }
+
+  /** Wraps an IR model already in memory. */
+  static async fromModel(model: Model, opts: NetOptions = {}): Promise<Net> {
+    const net = new Net(model, opts);
+    await net.prepare([]);
+    return net;
+  }
+
+  get inputNames(): string[] {
+    return this.model.graph.inputs.map((v) => v.name);
+  }
+
+  get outputNames(): string[] {
+    return this.model.graph.outputs.map((v) => v.name);
+  }
+
+  /** Caffe nets accept any batch size, as pycaffe's blob reshape allows. */
+  private get batchFree(): boolean {
+    return this.model.source?.format === 'caffe';
+  }
+
+  async forward(feeds: Record<string, Feed>, opts: ForwardOptions = {}): Promise<Record<string, Blob>> {
+    const inputs = this.checkFeeds(feeds);
+    const { session, taps, fetch } = await this.prepare(opts.blobs ?? []);
+    const results = await session.run(inputs, fetch);
+    for (const tap of taps) {
+      const t = results[tap.value]!;
+      tap.callback(t.data as Float32Array, t.dims);
+    }
+    const out: Record<string, Blob> = {};
+    for (const name of [...this.outputNames, ...(opts.blobs ?? [])]) out[name] = toBlob(results[name]!);
+    return out;
+  }
+
+  private checkFeeds(feeds: Record<string, Feed>): Record<string, ort.Tensor> {
+    const byName = new Map(this.model.graph.inputs.map((v) => [v.name, v]));
+    const out: Record<string, ort.Tensor> = {};
+    for (const [name, feed] of Object.entries(feeds)) {
+      const input = byName.get(name);
+      if (!input) {
+        throw new FeedError(`${this.file}: no input named '${name}' (inputs: ${this.inputNames.join(', ')})`, {
+          file: this.file,
+          key: name,
+        });
+      }
+      out[name] = toOrtFeed(name, feed, input, this.batchFree, this.file);
+    }
+    const missing = this.inputNames.filter((n) => !(n in feeds));
+    if (missing.length) {
+      throw new FeedError(`${this.file}: missing feed for input(s) ${missing.join(', ')}`, { file: this.file });
+    }
+    return out;
+  }
+
+  private prepare(blobs: string[]): Promise<Prepared> {
+    const key = [...blobs].sort().join('\n');
+    let p = this.prepared.get(key);
+    if (!p) {
+      p = this.build(blobs);
+      this.prepared.set(key, p);
+      p.catch(() => this.prepared.delete(key));
+    }
+    return p;
+  }
+
+  private async build(blobs: string[]): Promise<Prepared> {
+    const { model, taps } = lowerForRuntime(this.model);
+    const g = model.graph;
+    const values = g.valueMap();
+    const extra = new Set<string>([...blobs, ...taps.map((t) => t.value)]);
+    for (const name of extra) {
+      const v = values.get(name);
+      if (!v) throw new FeedError(`${this.file}: no blob named '${name}'`, { file: this.file, key: name });
+      if (!g.outputs.includes(v)) g.outputs.push(v);
+    }
+    if (this.batchFree) relaxBatch(g.inputs, g.outputs);
+    const session = await createSession(model, this.opts);
+    return { session, taps, fetch: g.outputs.map((v) => v.name) };
+  }
+}
+
+/** Declares the batch dimension symbolic so one session serves every batch size. */
+function relaxBatch(inputs: Value[], outputs: Value[]): void {
+  for (const v of inputs) {
+    if (v.type?.shape && v.type.shape.length > 0) v.type = { ...v.type, shape: ['N', ...v.type.shape.slice(1)] };
+  }
+  for (const v of outputs) if (v.type) v.type = { dtype: v.type.dtype };
+}
