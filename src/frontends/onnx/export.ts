@@ -20,12 +20,16 @@ export function exportOnnx(model: Model, opts: ExportOptions = {}): Uint8Array {
 }
 
 /** Writes an .onnx file atomically; switches to external data when the weights exceed 2 GB. */
-export function saveOnnxModel(model: Model, file: string): void {
+export function saveOnnxModel(
+  model: Model,
+  file: string,
+  opts: { externalDataThreshold?: number } = {},
+): void {
   const bytesOfWeights = [...model.graph.initializers.values()].reduce(
     (s, v) => s + (v.constant && !Array.isArray(v.constant.data) ? v.constant.data.byteLength : 0),
     0,
   );
-  if (bytesOfWeights < EXTERNAL_DATA_THRESHOLD) {
+  if (bytesOfWeights < (opts.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD)) {
     writeFileAtomic(file, exportOnnx(model));
     return;
   }

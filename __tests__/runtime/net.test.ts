@@ -1,0 +1,74 @@
+import ndarray from 'ndarray';
+import * as ort from 'onnxruntime-node';
+import { AmctError, FeedError } from '../../src/errors';
+import { setCpuMode, setGpuMode } from '../../src/runtime/device';
+import { Net } from '../../src/runtime/net';
+import { fixture, loadMnist, mnistBatch } from '../helpers/fixtures';
+
+const MNIST8 = fixture('onnx/mnist/mnist-8.onnx');
+
+describe('Net', () => {
+  it('names the valid inputs when a feed name is wrong', async () => {
+    const net = await Net.create(MNIST8);
+    const x = ndarray(new Float32Array(784), [1, 1, 28, 28]);
+    await expect(net.forward({ data: x })).rejects.toThrow(FeedError);
+    await expect(net.forward({ data: x })).rejects.toThrow(/no input named 'data' \(inputs: Input3\)/);
+  });
+
+  it('names the expected shape when a feed shape is wrong', async () => {
+    const net = await Net.create(MNIST8);
+    const x = ndarray(new Float32Array(2 * 784), [2, 1, 28, 28]);
+    await expect(net.forward({ Input3: x })).rejects.toThrow(/expects shape \[1, 1, 28, 28\], got \[2, 1, 28, 28\]/);
+  });
+
+  it('reports a missing feed', async () => {
+    const net = await Net.create(MNIST8);
+    await expect(net.forward({})).rejects.toThrow(/missing feed for input\(s\) Input3/);
+  });
+
+  it('returns intermediate blobs on request, consistent with the rest of the net', async () => {
+    const net = await Net.create(MNIST8);
+    const x = ndarray(mnistBatch(loadMnist(), 0, 1, 1), [1, 1, 28, 28]);
+    const out = await net.forward({ Input3: x }, { blobs: ['Pooling160_Output_0'] });
+    const pooled = out.Pooling160_Output_0!.data as Float32Array;
+    expect(out.Pooling160_Output_0!.shape).toEqual([1, 16, 4, 4]);
+    // hand computation of the tail of mnist-8: reshape to [1,256], MatMul by [256,10], add bias
+    const g = net.model.graph;
+    const matmul = g.nodes.find((n) => n.opType === 'MatMul')!;
+    const add = g.nodes.find((n) => n.name === 'Plus214')!;
+    // the weight reaches MatMul through a Reshape of the [16,4,4,10] initializer (same order)
+    const wv = matmul.input(1)!;
+    const w = (wv.constant ?? wv.producer!.constantInput(0)!).toFloat32();
+    const b = add.constantInput(1)!.toFloat32();
+    const logits = out.Plus214_Output_0!.data as Float32Array;
+    for (let j = 0; j < 10; j++) {
+      let acc = b[j]!;
+      for (let k = 0; k < 256; k++) acc += pooled[k]! * w[k * 10 + j]!;
+      expect(logits[j]).toBeCloseTo(acc, 3);
+    }
+    await expect(net.forward({ Input3: x }, { blobs: ['nope'] })).rejects.toThrow(/no blob named 'nope'/);
+  });
+
+  it('accepts ort.Tensor feeds and strided ndarray views', async () => {
+    const net = await Net.create(MNIST8);
+    const data = mnistBatch(loadMnist(), 0, 1, 1);
+    const a = await net.forward({ Input3: new ort.Tensor('float32', data, [1, 1, 28, 28]) });
+    // a transposed view of the transposed image is the same image, fed through a strided ndarray
+    const t = new Float32Array(784);
+    for (let i = 0; i < 28; i++) for (let j = 0; j < 28; j++) t[j * 28 + i] = data[i * 28 + j]!;
+    const view = ndarray(t, [1, 1, 28, 28]).transpose(0, 1, 3, 2);
+    const b = await net.forward({ Input3: view });
+    expect(Array.from(b.Plus214_Output_0!.data as Float32Array)).toEqual(Array.from(a.Plus214_Output_0!.data as Float32Array));
+  });
+
+  it('refuses GPU mode clearly when CUDA is not available', () => {
+    const cuda = ort.listSupportedBackends().some((b) => b.name === 'cuda');
+    if (cuda) {
+      setGpuMode();
+      setCpuMode();
+    } else {
+      expect(() => setGpuMode()).toThrow(AmctError);
+      expect(() => setGpuMode()).toThrow(/no CUDA execution provider/);
+    }
+  });
+});
