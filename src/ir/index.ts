@@ -5,3 +5,4 @@ export * from './node';
 export * from './op-info';
 export * from './tensor';
 export * from './value';
+export * from './weight-layout';

@@ -14,6 +14,9 @@ import { ARQ_MIN_NUM_BITS, FLT_MAX } from './constants';
 import { MSG, QuantError } from './errors';
 import { processScaleCpp, quantRange, roundHalfAway } from './scale-offset';
 
+// Cached: a global `Math` lookup per element is slow inside vm contexts (jest); a module const is not.
+const { fround } = Math;
+
 export interface ArqParams {
   /** 2..8 (the quantized output is an Int8Array); default 8 */
   numBits?: number;
@@ -44,12 +47,18 @@ function checkShape(length: number, shape: readonly number[]): number {
 }
 
 /** ARQ calibration + real quantization of one weight tensor (Cout-first layout). */
-export function arq(weights: Float32Array, shape: readonly number[], params: ArqParams = {}): ArqResult {
+export function arq(
+  weights: Float32Array,
+  shape: readonly number[],
+  params: ArqParams = {},
+): ArqResult {
   const numBits = params.numBits ?? 8;
   const channelWise = params.channelWise ?? false;
   const withOffset = params.withOffset ?? false;
   if (!Number.isInteger(numBits) || numBits < ARQ_MIN_NUM_BITS || numBits > 8) {
-    throw new QuantError(`arqParam.numBits = ${numBits}, it should be in [${ARQ_MIN_NUM_BITS}, 8].`);
+    throw new QuantError(
+      `arqParam.numBits = ${numBits}, it should be in [${ARQ_MIN_NUM_BITS}, 8].`,
+    );
   }
   const cout = checkShape(weights.length, shape);
   const n = weights.length;
@@ -78,14 +87,14 @@ export function arq(weights: Float32Array, shape: readonly number[], params: Arq
     let o = 0;
     if (!withOffset) {
       const neg = Math.abs(max) < Math.abs(min) ? 1 : 0;
-      s = Math.fround(Math.max(Math.abs(max), Math.abs(min)) / (qMax + neg));
+      s = fround(Math.max(Math.abs(max), Math.abs(min)) / (qMax + neg));
     } else {
       const hi = Math.max(max, 0);
       const lo = Math.min(min, 0);
-      s = Math.fround((hi - lo) / (qMax - qMin));
+      s = fround((hi - lo) / (qMax - qMin));
     }
     try {
-      s = Math.fround(processScaleCpp(s));
+      s = fround(processScaleCpp(s));
     } catch (cause) {
       throw new QuantError(MSG.arqScaleIllegal, undefined, { cause });
     }
@@ -93,7 +102,7 @@ export function arq(weights: Float32Array, shape: readonly number[], params: Arq
     scale[c] = s;
     offset[c] = o;
     for (let i = base; i < base + per; i++) {
-      let q = roundHalfAway(Math.fround(weights[i]! / s)) + o;
+      let q = roundHalfAway(fround(weights[i]! / s)) + o;
       q = q < qMin ? qMin : q > qMax ? qMax : q;
       quantized[i] = q;
     }
@@ -128,7 +137,8 @@ function convTransposePermute<T extends Relayoutable>(
   group: number,
   toCoutFirst: boolean,
 ): T {
-  if (shape.length < 2) throw new QuantError(`ConvTranspose weight needs rank >= 2, got [${shape}]`);
+  if (shape.length < 2)
+    throw new QuantError(`ConvTranspose weight needs rank >= 2, got [${shape}]`);
   const cin = shape[0]!;
   const coutPerG = shape[1]!;
   if (!Number.isInteger(group) || group < 1 || cin % group !== 0) {

@@ -14,6 +14,9 @@
 import { FLT_EPSILON, HFMG_DEFAULT_NUM_BINS } from './constants';
 import { MSG, QuantError } from './errors';
 
+// Cached: a global `Math` lookup per element is slow inside vm contexts (jest); a module const is not.
+const { floor, trunc } = Math;
+
 export interface HistogramOptions {
   /** Messages thrown on NaN / Inf input. Default: the IFMR C++ texts (§8). */
   messages?: { nan: string; inf: string };
@@ -130,7 +133,7 @@ export function histc(data: Float32Array, bins: Float64Array, lo: number, hi: nu
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (v < a || v > b) continue;
-    let idx = Math.floor((v - a) * k);
+    let idx = floor((v - a) * k);
     if (idx >= nb) idx = nb - 1;
     bins[idx]! += 1;
   }
@@ -162,8 +165,8 @@ export function mergeInto(
     if (c === 0) continue;
     const lower = oldMin + i * ow;
     const upper = oldMin + (i + 1) * ow;
-    let idxLo = Math.floor((lower - mmin) / mw);
-    let idxHi = Math.floor((upper - mmin) / mw);
+    let idxLo = floor((lower - mmin) / mw);
+    let idxHi = floor((upper - mmin) / mw);
     // AMCT clamps only idx_hi; a zero-width old range sitting at mmax would index past the end.
     if (idxHi >= nb) idxHi = nb - 1;
     if (idxLo >= nb) idxLo = nb - 1;
@@ -171,7 +174,7 @@ export function mergeInto(
       merged[idxLo]! += c;
     } else {
       const binHigh = mmin + (idxLo + 1) * mw;
-      const lowPart = Math.trunc(c * ((binHigh - lower) / (upper - lower)));
+      const lowPart = trunc(c * ((binHigh - lower) / (upper - lower)));
       merged[idxLo]! += lowPart;
       merged[idxHi]! += c - lowPart;
     }

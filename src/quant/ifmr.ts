@@ -38,6 +38,9 @@ import { MSG, QuantError } from './errors';
 import type { Histogram } from './histogram';
 import { processScale, quantRange, roundHalfAway } from './scale-offset';
 
+// Cached: a global `Math` lookup per element is slow inside vm contexts (jest); a module const is not.
+const { fround, floor } = Math;
+
 export interface IfmrParams {
   /** default 8 */
   numBits?: number;
@@ -81,7 +84,8 @@ function resolve(p: IfmrParams): Resolved {
     searchStep: p.searchStep ?? IFMR_DEFAULT_SEARCH_STEP,
   };
   quantRange(r.numBits);
-  if (!(r.searchStep > 0)) throw new QuantError(`IFMR search step must be > 0, got ${r.searchStep}`);
+  if (!(r.searchStep > 0))
+    throw new QuantError(`IFMR search step must be > 0, got ${r.searchStep}`);
   return r;
 }
 
@@ -95,7 +99,7 @@ export function ifmrCandidates(start: number, end: number, step: number): Float3
 
 /** Rank k (1-based) of the percentile sample: `n - floor(p * n)`, or 1 when 1 - p < FLT_EPSILON. */
 export function percentileRank(n: number, p: number): number {
-  const k = 1 - p < FLT_EPSILON ? 1 : n - Math.floor(p * n);
+  const k = 1 - p < FLT_EPSILON ? 1 : n - floor(p * n);
   return Math.min(Math.max(k, 1), n);
 }
 
@@ -115,19 +119,19 @@ function buildCandidates(maxV: number, minV: number, p: Resolved): Candidates {
   const clipLo = new Float64Array(m);
   const clipHi = new Float64Array(m);
   const neg = Math.abs(maxV) < Math.abs(minV);
-  const bound = Math.fround(Math.max(Math.abs(maxV), Math.abs(minV)));
+  const bound = fround(Math.max(Math.abs(maxV), Math.abs(minV)));
   const symLimit = 2 ** (p.numBits - 1) - 1 + (neg ? 1 : 0);
   const asymLimit = 2 ** p.numBits - 1;
   for (let i = 0; i < m; i++) {
     let s: number;
     if (p.withOffset) {
-      const cmax = Math.fround(ratios[i]! * maxV);
-      s = Math.fround(Math.fround(cmax - minV) / asymLimit);
+      const cmax = fround(ratios[i]! * maxV);
+      s = fround(fround(cmax - minV) / asymLimit);
       clipLo[i] = minV;
       clipHi[i] = cmax;
     } else {
-      const cmax = Math.fround(ratios[i]! * bound);
-      s = Math.fround(cmax / symLimit);
+      const cmax = fround(ratios[i]! * bound);
+      s = fround(cmax / symLimit);
       clipLo[i] = -cmax;
       clipHi[i] = cmax;
     }
@@ -152,8 +156,8 @@ function finish(
   return {
     scale,
     offset,
-    clipMax: Math.fround((half - 1 - offset) * scale),
-    clipMin: Math.fround(-(half + offset) * scale),
+    clipMax: fround((half - 1 - offset) * scale),
+    clipMin: fround(-(half + offset) * scale),
     maxInit: maxV,
     minInit: minV,
     bestIndex: best,
@@ -235,7 +239,7 @@ export function ifmr(data: Float32Array, params: IfmrParams = {}): IfmrResult {
     for (let j = 0; j < n; j++) {
       const v = data[j]!;
       const x = v < lo ? lo : v > hi ? hi : v;
-      const e = roundHalfAway(Math.fround(x / s)) * s - v;
+      const e = roundHalfAway(fround(x / s)) * s - v;
       sum += e * e;
     }
     losses[i] = sum / n;
@@ -287,7 +291,7 @@ export function histogramKthSmallest(hist: Histogram, k: number): number {
  */
 function sawtoothSqIntegral(x: number, s: number): number {
   const u = x / s + 0.5;
-  const k = Math.floor(u);
+  const k = floor(u);
   const f = u - k - 0.5;
   const s3 = s * s * s;
   return (k * s3) / 12 + (s3 * (f * f * f + 0.125)) / 3;
@@ -297,12 +301,12 @@ function sawtoothSqIntegral(x: number, s: number): number {
 function intervalSqError(a: number, b: number, lo: number, hi: number, s: number): number {
   let acc = 0;
   if (a < lo) {
-    const q = roundHalfAway(Math.fround(lo / s)) * s;
+    const q = roundHalfAway(fround(lo / s)) * s;
     const e = Math.min(b, lo);
     acc += ((e - q) ** 3 - (a - q) ** 3) / 3;
   }
   if (b > hi) {
-    const q = roundHalfAway(Math.fround(hi / s)) * s;
+    const q = roundHalfAway(fround(hi / s)) * s;
     const st = Math.max(a, hi);
     acc += ((b - q) ** 3 - (st - q) ** 3) / 3;
   }
@@ -337,7 +341,7 @@ export function ifmrFromHistogram(hist: Histogram, params: IfmrParams = {}): Ifm
         // Degenerate range: every sample equals min; a point mass.
         const v = hist.min;
         const x = v < lo ? lo : v > hi ? hi : v;
-        const e = roundHalfAway(Math.fround(x / s)) * s - v;
+        const e = roundHalfAway(fround(x / s)) * s - v;
         sum += cnt * e * e;
         continue;
       }

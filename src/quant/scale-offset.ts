@@ -12,6 +12,9 @@
 import { FLT_EPSILON } from './constants';
 import { MSG, QuantError } from './errors';
 
+// Cached: a global `Math` lookup per element is slow inside vm contexts (jest); a module const is not.
+const { fround, round } = Math;
+
 export type QuantizedArray = Int8Array | Int16Array | Int32Array;
 
 export interface ScaleOffset {
@@ -32,7 +35,7 @@ export function quantRange(numBits: number): { min: number; max: number } {
 
 /** C/C++ `round`: halves go away from zero. Used where AMCT's C++ kernels round (IFMR, ARQ, search-N). */
 export function roundHalfAway(x: number): number {
-  return x < 0 ? -Math.round(-x) : Math.round(x);
+  return x < 0 ? -round(-x) : round(x);
 }
 
 /**
@@ -40,7 +43,7 @@ export function roundHalfAway(x: number): number {
  * in Python/ONNX (min-max offset, bias quantization, the exported fake-quant graph).
  */
 export function roundHalfEven(x: number): number {
-  const r = Math.round(x); // halves toward +inf
+  const r = round(x); // halves toward +inf
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
@@ -88,15 +91,15 @@ export function calculateScaleOffset(
   numBits = 8,
 ): ScaleOffset {
   quantRange(numBits); // validates numBits
-  const fmax = Math.fround(max);
-  const fmin = Math.fround(min);
+  const fmax = fround(max);
+  const fmin = fround(min);
   if (asymmetric) {
     const hi = Math.max(fmax, 0);
     const lo = Math.min(fmin, 0);
     const q = 2 ** numBits - 1;
-    const scale = Math.fround(Math.fround(hi - lo) / q);
+    const scale = fround(fround(hi - lo) / q);
     const half = Math.ceil(q / 2);
-    const raw = hi !== lo ? Math.fround(-half - Math.fround(lo / scale)) : -half;
+    const raw = hi !== lo ? fround(-half - fround(lo / scale)) : -half;
     const p = processScale(scale, raw, true, numBits);
     return { scale: p.scale, offset: roundHalfEven(p.offset) };
   }
@@ -104,7 +107,7 @@ export function calculateScaleOffset(
   const neg = Math.abs(fmax) < Math.abs(fmin) ? 1 : 0;
   const q = 2 ** (numBits - 1) - 1 + neg;
   const bound = Math.max(Math.abs(fmax), Math.abs(fmin));
-  const scale = Math.fround(bound / q);
+  const scale = fround(bound / q);
   return { scale: processScale(scale, 0, false, numBits).scale, offset: 0 };
 }
 
@@ -129,9 +132,9 @@ export function quantize(
   const n = data.length;
   const dst = out ?? outArrayFor(numBits, n);
   if (dst.length < n) throw new QuantError(`output length ${dst.length} < input length ${n}`);
-  const inv = Math.fround(1 / Math.fround(scale));
+  const inv = fround(1 / fround(scale));
   for (let i = 0; i < n; i++) {
-    let q = roundHalfEven(Math.fround(data[i]! * inv)) + offset;
+    let q = roundHalfEven(fround(data[i]! * inv)) + offset;
     q = q < min ? min : q > max ? max : q;
     dst[i] = q;
   }
@@ -147,7 +150,7 @@ export function dequantize(
 ): Float32Array {
   const n = q.length;
   const dst = out ?? new Float32Array(n);
-  const s = Math.fround(scale);
+  const s = fround(scale);
   for (let i = 0; i < n; i++) dst[i] = (q[i]! - offset) * s;
   return dst;
 }
@@ -168,10 +171,10 @@ export function fakeQuantize(
   const n = data.length;
   const dst = out ?? new Float32Array(n);
   if (dst.length < n) throw new QuantError(`output length ${dst.length} < input length ${n}`);
-  const s = Math.fround(scale);
-  const inv = Math.fround(1 / s);
+  const s = fround(scale);
+  const inv = fround(1 / s);
   for (let i = 0; i < n; i++) {
-    let q = roundHalfEven(Math.fround(data[i]! * inv)) + offset;
+    let q = roundHalfEven(fround(data[i]! * inv)) + offset;
     q = q < min ? min : q > max ? max : q;
     dst[i] = (q - offset) * s;
   }

@@ -5,7 +5,7 @@ import { FeedError } from '../errors';
 import { floatToHalf, halfToFloat, numel, type Dim, type Value } from '../ir';
 
 export type Feed = NdArray | ort.Tensor;
-export type Blob = NdArray<Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array>;
+export type Blob = NdArray;
 
 const ORT_TYPE: Record<string, ort.Tensor.Type> = {
   float32: 'float32',

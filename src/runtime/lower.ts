@@ -1,5 +1,6 @@
 import { cloneModel, type Model, type Node, type Value } from '../ir';
 import { UnsupportedLayerError } from '../errors';
+import { LOWERINGS } from './lowerings';
 
 /** Called with the tapped value's data after each forward. */
 export type TapCallback = (data: Float32Array, dims: readonly number[]) => void;
@@ -16,16 +17,9 @@ export interface LoweringContext {
 }
 
 /**
- * Rewrites one amct-domain node into standard ONNX nodes (or removes it). Lowering functions
- * for amct's own operators (calibration taps, Ascend quant ops) register here, one per op.
+ * Rewrites one amct-domain node into standard ONNX nodes (or removes it); see `lowerings.ts`.
  */
 export type LowerFn = (node: Node, ctx: LoweringContext) => void;
-
-const LOWERINGS = new Map<string, LowerFn>();
-
-export function registerLowering(opType: string, fn: LowerFn): void {
-  LOWERINGS.set(opType, fn);
-}
 
 export const AMCT_DOMAIN = 'amct';
 
@@ -42,7 +36,7 @@ export function lowerForRuntime(model: Model): { model: Model; taps: Tap[] } {
   };
   for (const node of [...lowered.graph.nodes]) {
     if (node.domain !== AMCT_DOMAIN) continue;
-    const fn = LOWERINGS.get(node.opType);
+    const fn = LOWERINGS[node.opType];
     if (!fn) {
       throw new UnsupportedLayerError(
         `the runtime cannot run node '${node.name}' of type amct.${node.opType}`,

@@ -1,0 +1,82 @@
+/**
+ * The fake-quant model as standard ONNX QDQ, which ORT both simulates (graph optimizations off)
+ * and fuses into integer kernels (QLinearConv, QGemm, ...):
+ *   x -> QuantizeLinear(s_d, zp = offset_d + 128, uint8) -> DequantizeLinear -> layer
+ *   W_q (int8) -> DequantizeLinear(scale_w, axis)            -> layer weight
+ *   b_q (int32) -> DequantizeLinear(s_d * scale_w, axis 0)   -> layer bias
+ * uint8 activations with zero point offset_d + 128 hold exactly AMCT's int8 q = round(x/s)+offset.
+ */
+import { attr, Tensor, type Graph, type Node, type Value } from '../ir';
+import type { LayerQuantPlan } from './layer-quant';
+
+export function insertQdq(graph: Graph, plans: readonly LayerQuantPlan[]): void {
+  const shared = new Map<string, Value>();
+  for (const plan of plans) {
+    quantizeActivation(graph, plan, shared);
+    if (plan.weight) quantizeWeight(graph, plan);
+    if (plan.bias) quantizeBiasInput(graph, plan);
+  }
+  graph.removeUnusedInitializers();
+}
+
+function quantizeActivation(graph: Graph, plan: LayerQuantPlan, shared: Map<string, Value>): void {
+  const x = plan.node.input(0)!;
+  const key = `${x.name}|${plan.scaleD}|${plan.offsetD}`;
+  let dq = shared.get(key);
+  if (!dq) {
+    const base = `${plan.layer}.quant`;
+    const s = graph.addInitializer(graph.uniqueName(`${base}.scale`), Tensor.float32([], [plan.scaleD]));
+    const zp = graph.addInitializer(
+      graph.uniqueName(`${base}.zero_point`),
+      new Tensor('uint8', [], Uint8Array.of(plan.offsetD + 128)),
+    );
+    const q = graph.newValue(`${base}.q`, { dtype: 'uint8', shape: x.type?.shape });
+    dq = graph.newValue(`${base}.dq`, { dtype: 'float32', shape: x.type?.shape });
+    const where = x.producer ? { after: x.producer } : { before: plan.node };
+    const qn = graph.addNode({ name: graph.uniqueName(base), opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] }, where);
+    graph.addNode(
+      { name: graph.uniqueName(`${plan.layer}.dequant_input`), opType: 'DequantizeLinear', inputs: [q, s, zp], outputs: [dq] },
+      { after: qn },
+    );
+    shared.set(key, dq);
+  }
+  plan.node.replaceInput(0, dq);
+}
+
+function dequantizeConst(graph: Graph, node: Node, name: string, q: Tensor, scale: Float32Array, zp: Tensor, axis: number): Value {
+  const qv = graph.addInitializer(graph.uniqueName(`${name}_quantized`), q);
+  const sv = graph.addInitializer(graph.uniqueName(`${name}_scale`), Tensor.float32(scale.length === 1 ? [] : [scale.length], scale));
+  const zv = graph.addInitializer(graph.uniqueName(`${name}_zero_point`), zp);
+  const out = graph.newValue(`${name}_dequantized`, { dtype: 'float32', shape: [...q.dims] });
+  graph.addNode(
+    {
+      name: graph.uniqueName(`${name}_DequantizeLinear`),
+      opType: 'DequantizeLinear',
+      inputs: [qv, sv, zv],
+      outputs: [out],
+      attrs: scale.length === 1 ? {} : { axis: attr.int(axis) },
+    },
+    { before: node },
+  );
+  return out;
+}
+
+function quantizeWeight(graph: Graph, plan: LayerQuantPlan): void {
+  const w = plan.weight!;
+  const wv = plan.node.input(1)!;
+  const n = w.scaleW.length;
+  const zp = new Tensor('int8', n === 1 ? [] : [n], new Int8Array(n));
+  const q = new Tensor('int8', wv.constant!.dims, w.quantized);
+  plan.node.replaceInput(1, dequantizeConst(graph, plan.node, wv.name, q, w.scaleW, zp, w.axis));
+}
+
+function quantizeBiasInput(graph: Graph, plan: LayerQuantPlan): void {
+  const bv = plan.node.input(2)!;
+  const b = plan.bias!;
+  const sw = plan.weight!.scaleW;
+  const scale = Float32Array.from({ length: b.length }, (_, c) => Math.fround(plan.scaleD) * sw[sw.length === 1 ? 0 : c]!);
+  // one scale per bias element (per-axis DQ), scalar when the bias has one element
+  const zp = new Tensor('int32', b.length === 1 ? [] : [b.length], new Int32Array(b.length));
+  const q = new Tensor('int32', [b.length], b);
+  plan.node.replaceInput(2, dequantizeConst(graph, plan.node, bv.name, q, scale, zp, 0));
+}

@@ -1,0 +1,13 @@
+/**
+ * The table of runtime lowerings for amct's own operators (ORT's operator-registry idea): one
+ * entry per op, no registration by import side effect.
+ */
+import { ACT_CALIBRATION, lowerActCalibration } from '../calibration/act-calibration';
+import { lowerAscendDequant, lowerAscendQuant } from '../deploy/ascend-lowering';
+import type { LowerFn } from './lower';
+
+export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
+  [ACT_CALIBRATION]: lowerActCalibration,
+  AscendQuant: lowerAscendQuant,
+  AscendDequant: lowerAscendDequant,
+};
