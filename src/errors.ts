@@ -50,3 +50,6 @@ export function placeText(place: ErrorPlace): string {
   if (place.column !== undefined) s += `:${place.column}`;
   return s;
 }
+
+/** Protobuf text (prototxt, .cfg, record) that does not parse against its schema. */
+export class TextFormatError extends AmctError {}

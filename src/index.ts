@@ -20,3 +20,4 @@ export {
   UnsupportedLayerError,
 } from './errors';
 export { logger, type LogLevel } from './log/logger';
+export * as data from './data';

@@ -8,6 +8,8 @@ export type Phase = 'TRAIN' | 'TEST';
 export interface LoadOptions {
   /** Caffe phase used to filter layers by include/exclude rules; TEST unless asked otherwise. */
   phase?: Phase;
+  /** Caffe without a caffemodel: weights become zeros (ones for scales) instead of an error. */
+  allowMissingWeights?: boolean;
 }
 
 /** Loads a .onnx file, or a .prototxt with its optional .caffemodel, into the IR. */
@@ -25,7 +27,10 @@ export function loadModel(modelFile: string, weightsFile?: string | null, opts: 
     // Required on first use: ONNX-only programs never load the Caffe frontend.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { loadCaffeModel } = require('./caffe/import') as typeof import('./caffe/import');
-    return loadCaffeModel(modelFile, weightsFile ?? undefined, { phase: opts.phase ?? 'TEST' });
+    return loadCaffeModel(modelFile, weightsFile ?? undefined, {
+      phase: opts.phase ?? 'TEST',
+      allowMissingWeights: opts.allowMissingWeights ?? false,
+    });
   }
   throw new ModelFormatError(`${modelFile}: unknown model format '${ext}' (expected .onnx or .prototxt)`, {
     file: modelFile,

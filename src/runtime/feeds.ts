@@ -42,6 +42,9 @@ function contiguous(a: NdArray): ArrayLike<number> {
  * `batchFree` lets the first dimension differ, as pycaffe users reshape input blobs.
  */
 export function toOrtFeed(name: string, feed: Feed, input: Value, batchFree: boolean, file: string): ort.Tensor {
+  if (!isOrtTensor(feed) && !Array.isArray((feed as Partial<NdArray>).shape)) {
+    throw new FeedError(`${file}: feed '${name}' is neither an ndarray nor an ort.Tensor`, { file, key: name });
+  }
   const dims = isOrtTensor(feed) ? [...feed.dims] : [...feed.shape];
   checkShape(name, dims, input.type?.shape, batchFree, file);
   const want = input.type?.dtype ?? 'float32';

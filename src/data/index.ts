@@ -1,0 +1,1 @@
+export { readIdx, type IdxArray } from './idx';
