@@ -12,8 +12,10 @@ import { saveOnnxModel } from '../frontends/onnx/export';
 import { cloneModel, type Model, type Node, type Value } from '../ir';
 import { logger } from '../log/logger';
 import { foldAffinePass } from '../passes/fold-affine';
+import { foldConstantsPass } from '../passes/fold-constants';
 import { insertAscend, AMCT_DOMAIN } from '../passes/insert-ascend';
 import { insertQdq } from '../passes/insert-qdq';
+import { placeQdqForOrt } from '../passes/ort-qdq-placement';
 import { planLayer, type LayerQuantPlan } from '../passes/layer-quant';
 import { runPasses } from '../passes/pass';
 import { upgradeOpsetPass } from '../passes/upgrade-opset';
@@ -27,6 +29,13 @@ import { weightBitsFor, type QuantOptions } from './int8-target';
 
 export type SaveType = 'Fakequant' | 'Deploy' | 'Both';
 
+/** The model as quantization sees it: constant shape ops folded, so weights are initializers. */
+function loadForQuant(modelFile: string, weightsFile: string | null): Model {
+  const model = loadModel(modelFile, weightsFile);
+  runPasses(model, [foldConstantsPass], {});
+  return model;
+}
+
 /** amct.create_quant_config: writes the quantization config JSON for a model. */
 export function createQuantConfig(
   configFile: string,
@@ -37,7 +46,7 @@ export function createQuantConfig(
   activationOffset = true,
   configDefinition?: string | null,
 ): void {
-  const model = loadModel(modelFile, weightsFile);
+  const model = loadForQuant(modelFile, weightsFile);
   createQuantConfigFile(configFile, model.graph, {
     skipLayers,
     batchNum,
@@ -55,7 +64,7 @@ export async function init(
   weightsFile: string | null,
   scaleOffsetRecordFile: string,
 ): Promise<QuantGraph> {
-  const model = loadModel(modelFile, weightsFile);
+  const model = loadForQuant(modelFile, weightsFile);
   if (model.source?.format === 'onnx') await annotateShapes(model);
   const config = readQuantConfig(configFile, model.graph);
   RecordFile.clear(scaleOffsetRecordFile);
@@ -187,7 +196,12 @@ export function saveQuantized(modified: Model, recordFile: string, saveType: Sav
   const caffe = modified.source?.format === 'caffe';
   if (saveType !== 'Deploy') {
     const fake = cloneModel(base);
-    insertQdq(fake.graph, plansFor(fake, record, layers));
+    const plans = plansFor(fake, record, layers);
+    insertQdq(fake.graph, plans);
+    const placed = placeQdqForOrt(fake.graph, plans);
+    if (placed.moved.length) {
+      logger.debug(`Q/DQ placed for ORT fusion after ${placed.moved.join(', ')}; Relu removed: ${placed.removedRelus.join(', ') || 'none'}`);
+    }
     fake.opsetImports = fake.opsetImports.filter((o) => o.domain !== AMCT_DOMAIN);
     const file = outputFile(savePath, 'fake_quant_model.onnx');
     saveOnnxModel(fake, file);

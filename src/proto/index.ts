@@ -5,6 +5,7 @@ export {
   parseText,
   parseTextFile,
   printText,
+  shortestFloat32,
   toPlain,
   writeTextFile,
   type Plain,

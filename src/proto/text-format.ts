@@ -167,9 +167,42 @@ export function parseTextFile(type: protobuf.Type, file: string): protobuf.Messa
   return parseText(type, text, file);
 }
 
-/** Prints a message (or a plain object in the message's shape) as text format. */
+/** The shortest decimal that reads back as the same float32 (0.1, not 0.10000000149011612). */
+export function shortestFloat32(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  const f = Math.fround(x);
+  for (let p = 1; p <= 9; p++) {
+    const y = Number(f.toPrecision(p));
+    if (Math.fround(y) === f) return y;
+  }
+  return f;
+}
+
+/** A copy of `message` with every `float` field at its shortest float32 decimal. */
+function roundFloats(type: protobuf.Type, message: Plain): Plain {
+  const out: Plain = { ...message };
+  for (const field of type.fieldsArray) {
+    const v = out[field.name];
+    if (v === undefined || v === null) continue;
+    field.resolve();
+    if (field.type === 'float') {
+      out[field.name] = Array.isArray(v) || ArrayBuffer.isView(v)
+        ? Array.from(v as ArrayLike<number>, shortestFloat32)
+        : shortestFloat32(v as number);
+    } else if (field.resolvedType && 'fieldsArray' in field.resolvedType) {
+      const sub = field.resolvedType as protobuf.Type;
+      out[field.name] = Array.isArray(v) ? v.map((m) => roundFloats(sub, m as Plain)) : roundFloats(sub, v as Plain);
+    }
+  }
+  return out;
+}
+
+/**
+ * Prints a message (or a plain object in the message's shape) as text format. float fields print
+ * as the shortest decimal of their float32 value, so a file reads back to the same numbers.
+ */
 export function printText(type: protobuf.Type, message: protobuf.Message | Plain): string {
-  const text = textformat.toText(type, message);
+  const text = textformat.toText(type, roundFloats(type, message as Plain));
   return text.endsWith('\n') || text === '' ? text : `${text}\n`;
 }
 
