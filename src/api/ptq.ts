@@ -23,6 +23,8 @@ import { calibrateWeights } from '../passes/weight-calibration';
 import { RecordFile } from '../record/record-file';
 import { annotateShapes } from '../runtime/probe';
 import { writeFileAtomic } from '../util/fs';
+import { readSample, sampleFile } from '../calibration/sample';
+import { measureLayerErrors, type LayerError } from '../report/layer-error';
 import { QuantGraph } from './quant-graph';
 import { outputFile } from './save-path';
 import { weightBitsFor, type QuantOptions } from './int8-target';
@@ -183,7 +185,12 @@ export async function saveModel(graph: QuantGraph, saveType: SaveType, savePath:
 }
 
 /** Builds and writes the requested models from a calibrated modified model and its record. */
-export function saveQuantized(modified: Model, recordFile: string, saveType: SaveType, savePath: string): string[] {
+export async function saveQuantized(
+  modified: Model,
+  recordFile: string,
+  saveType: SaveType,
+  savePath: string,
+): Promise<string[]> {
   if (!['Fakequant', 'Deploy', 'Both'].includes(saveType)) {
     throw new ConfigError(`save_type must be 'Fakequant', 'Deploy' or 'Both', got '${saveType}'`, { key: 'save_type' });
   }
@@ -194,18 +201,20 @@ export function saveQuantized(modified: Model, recordFile: string, saveType: Sav
   checkRecord(record, layers, recordFile);
   const written: string[] = [];
   const caffe = modified.source?.format === 'caffe';
-  if (saveType !== 'Deploy') {
-    const fake = cloneModel(base);
-    const plans = plansFor(fake, record, layers);
+  const fake = cloneModel(base);
+  const plans = plansFor(fake, record, layers);
+  {
     insertQdq(fake.graph, plans);
     const placed = placeQdqForOrt(fake.graph, plans);
     if (placed.moved.length) {
       logger.debug(`Q/DQ placed for ORT fusion after ${placed.moved.join(', ')}; Relu removed: ${placed.removedRelus.join(', ') || 'none'}`);
     }
     fake.opsetImports = fake.opsetImports.filter((o) => o.domain !== AMCT_DOMAIN);
-    const file = outputFile(savePath, 'fake_quant_model.onnx');
-    saveOnnxModel(fake, file);
-    written.push(file);
+    if (saveType !== 'Deploy') {
+      const file = outputFile(savePath, 'fake_quant_model.onnx');
+      saveOnnxModel(fake, file);
+      written.push(file);
+    }
   }
   if (saveType !== 'Fakequant') {
     const deploy = cloneModel(base);
@@ -222,7 +231,8 @@ export function saveQuantized(modified: Model, recordFile: string, saveType: Sav
     }
   }
   const info = outputFile(savePath, 'quant.json');
-  writeFileAtomic(info, JSON.stringify(quantInfo(record, layers), null, 2) + '\n');
+  const errors = await layerErrors(base, fake, plans, recordFile);
+  writeFileAtomic(info, JSON.stringify(quantInfo(record, layers, errors), null, 2) + '\n');
   written.push(info);
   for (const f of written) logger.info(`saved ${f}`);
   return written;
@@ -285,7 +295,28 @@ function plansFor(model: Model, record: RecordFile, layers: Map<string, ActCalib
   return plans;
 }
 
-function quantInfo(record: RecordFile, layers: Map<string, ActCalibrationSpec>): Record<string, unknown> {
+type Errors = Awaited<ReturnType<typeof measureLayerErrors>> | null;
+
+/** Per-layer cosine / SQNR of fake-quant vs float on the first calibration batch, if kept. */
+async function layerErrors(base: Model, fake: Model, plans: LayerQuantPlan[], recordFile: string): Promise<Errors> {
+  const sample = readSample(recordFile);
+  if (!sample) {
+    logger.info(`${sampleFile(recordFile)} not found: quant.json will have no per-layer error figures`);
+    return null;
+  }
+  const blobs: Record<string, string> = {};
+  for (const p of plans) blobs[p.layer] = p.node.output(0).name;
+  return measureLayerErrors(base, fake, sample, blobs);
+}
+
+function rounded(e: LayerError): Record<string, number | null> {
+  return {
+    cosine: Number(e.cosine.toFixed(6)),
+    sqnr_db: Number.isFinite(e.sqnrDb) ? Number(e.sqnrDb.toFixed(2)) : null,
+  };
+}
+
+function quantInfo(record: RecordFile, layers: Map<string, ActCalibrationSpec>, errors: Errors): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [layer, spec] of layers) {
     const r = record.get(layer)!;
@@ -296,8 +327,15 @@ function quantInfo(record: RecordFile, layers: Map<string, ActCalibrationSpec>):
       offset_d: r.offsetD,
       ...(r.scaleW ? { scale_w: r.scaleW, weight_bits: spec.weightBits } : {}),
       nodes: { quant: `${layer}.quant`, dequant: `${layer}.dequant` },
+      ...(errors?.layers[layer] ? { output_error: rounded(errors.layers[layer]) } : {}),
     };
   }
-  return { version: 1, layers: out };
+  const outputs = errors ? Object.fromEntries(Object.entries(errors.outputs).map(([k, e]) => [k, rounded(e)])) : undefined;
+  return {
+    version: 1,
+    ...(errors ? { error_metric: 'fake-quant vs float on the first calibration batch: cosine similarity, SQNR (dB)' } : {}),
+    layers: out,
+    ...(outputs ? { network_outputs: outputs } : {}),
+  };
 }
 

@@ -1,4 +1,6 @@
 import type * as ort from 'onnxruntime-node';
+import { ACT_CALIBRATION } from '../calibration/act-calibration';
+import { writeSample, type SampleTensor } from '../calibration/sample';
 import { FeedError } from '../errors';
 import { loadModel, type Phase } from '../frontends/load';
 import type { Model, Value } from '../ir';
@@ -68,6 +70,7 @@ export class Net {
 
   async forward(feeds: Record<string, Feed>, opts: ForwardOptions = {}): Promise<Record<string, Blob>> {
     const inputs = this.checkFeeds(feeds);
+    if (!this.sampleKept) this.keepCalibrationSample(inputs);
     const { session, taps, fetch } = await this.prepare(opts.blobs ?? []);
     const results = await session.run(inputs, fetch);
     for (const tap of taps) {
@@ -77,6 +80,22 @@ export class Net {
     const out: Record<string, Blob> = {};
     for (const name of [...this.outputNames, ...(opts.blobs ?? [])]) out[name] = toBlob(results[name]!);
     return out;
+  }
+
+  private sampleKept = false;
+
+  /** A calibration model keeps its first batch for saveModel's per-layer error report. */
+  private keepCalibrationSample(inputs: Record<string, ort.Tensor>): void {
+    this.sampleKept = true;
+    const calib = this.model.graph.nodes.find((n) => n.opType === ACT_CALIBRATION);
+    const recordFile = calib?.attrString('record_file', '');
+    if (!recordFile) return;
+    const sample: Record<string, SampleTensor> = {};
+    for (const [name, t] of Object.entries(inputs)) {
+      if (t.type !== 'float32') return;
+      sample[name] = { dims: [...t.dims], data: Float32Array.from(t.data as Float32Array) };
+    }
+    writeSample(recordFile, sample);
   }
 
   private checkFeeds(feeds: Record<string, Feed>): Record<string, ort.Tensor> {
