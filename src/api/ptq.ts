@@ -14,6 +14,7 @@ import { logger } from '../log/logger';
 import { foldAffinePass } from '../passes/fold-affine';
 import { foldConstantsPass } from '../passes/fold-constants';
 import { insertAscend, AMCT_DOMAIN } from '../passes/insert-ascend';
+import { insertFakeQuant } from '../passes/insert-fake-quant';
 import { insertQdq } from '../passes/insert-qdq';
 import { placeQdqForOrt } from '../passes/ort-qdq-placement';
 import { planLayer, type LayerQuantPlan } from '../passes/layer-quant';
@@ -215,6 +216,14 @@ export async function saveQuantized(
       saveOnnxModel(fake, file);
       written.push(file);
     }
+  }
+  if (caffe && saveType !== 'Deploy') {
+    const fakeCaffe = cloneModel(base);
+    insertFakeQuant(fakeCaffe.graph, plansFor(fakeCaffe, record, layers));
+    fakeCaffe.setOpset(AMCT_DOMAIN, 1);
+    const files = [outputFile(savePath, 'fake_quant_model.prototxt'), outputFile(savePath, 'fake_quant_weights.caffemodel')];
+    writeModel(fakeCaffe, files[0]!, files[1]!);
+    written.push(...files);
   }
   if (saveType !== 'Fakequant') {
     const deploy = cloneModel(base);

@@ -1,1 +1,3 @@
 export { readIdx, type IdxArray } from './idx';
+export { readPng, type DecodedPng } from './png';
+export { readImage, resize, toNchw, type RgbImage } from './image';

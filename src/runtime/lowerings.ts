@@ -4,10 +4,12 @@
  */
 import { ACT_CALIBRATION, lowerActCalibration } from '../calibration/act-calibration';
 import { lowerAscendDequant, lowerAscendQuant } from '../deploy/ascend-lowering';
+import { FAKE_QUANT, lowerFakeQuant } from '../passes/insert-fake-quant';
 import type { LowerFn } from './lower';
 
 export const LOWERINGS: Readonly<Record<string, LowerFn>> = {
   [ACT_CALIBRATION]: lowerActCalibration,
+  [FAKE_QUANT]: lowerFakeQuant,
   AscendQuant: lowerAscendQuant,
   AscendDequant: lowerAscendDequant,
 };
