@@ -10,7 +10,7 @@ import * as amct from 'amct-ts';
 import { FIXTURES, batch, loadMnist, top1 } from './common/mnist';
 
 /** struct for Args */
-class Args {
+export class Args {
   modelName = 'lenet'; // Caffe model name as prefix to save model
   modelFile = path.join(FIXTURES, 'caffe/lenet_mnist/lenet.prototxt'); // user caffe model txt define file
   weightsFile = path.join(FIXTURES, 'caffe/lenet_mnist/lenet_iter_10000.caffemodel'); // binary weights

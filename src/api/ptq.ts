@@ -13,6 +13,7 @@ import { cloneModel, type Model, type Node, type Value } from '../ir';
 import { logger } from '../log/logger';
 import { foldAffinePass } from '../passes/fold-affine';
 import { foldConstantsPass } from '../passes/fold-constants';
+import { isFp16Model, upcastFp16Pass } from '../passes/upcast-fp16';
 import { insertAscend, AMCT_DOMAIN } from '../passes/insert-ascend';
 import { insertFakeQuant } from '../passes/insert-fake-quant';
 import { insertQdq } from '../passes/insert-qdq';
@@ -22,6 +23,7 @@ import { runPasses } from '../passes/pass';
 import { upgradeOpsetPass } from '../passes/upgrade-opset';
 import { calibrateWeights } from '../passes/weight-calibration';
 import { RecordFile } from '../record/record-file';
+import { relaxBatch } from '../runtime/net';
 import { annotateShapes } from '../runtime/probe';
 import { writeFileAtomic } from '../util/fs';
 import { readSample, sampleFile } from '../calibration/sample';
@@ -35,6 +37,10 @@ export type SaveType = 'Fakequant' | 'Deploy' | 'Both';
 /** The model as quantization sees it: constant shape ops folded, so weights are initializers. */
 function loadForQuant(modelFile: string, weightsFile: string | null): Model {
   const model = loadModel(modelFile, weightsFile);
+  if (isFp16Model(model)) {
+    logger.info(`${modelFile} computes in float16: quantizing its float32 upcast (the INT8 models take float32 inputs)`);
+    runPasses(model, [upcastFp16Pass], {});
+  }
   runPasses(model, [foldConstantsPass], {});
   return model;
 }
@@ -213,6 +219,8 @@ export async function saveQuantized(
     fake.opsetImports = fake.opsetImports.filter((o) => o.domain !== AMCT_DOMAIN);
     if (saveType !== 'Deploy') {
       const file = outputFile(savePath, 'fake_quant_model.onnx');
+      // Caffe nets take any batch size (pycaffe reshapes blobs); so does their ONNX twin.
+      if (caffe) relaxBatch(fake.graph.inputs, fake.graph.outputs);
       saveOnnxModel(fake, file);
       written.push(file);
     }

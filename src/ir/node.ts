@@ -78,6 +78,15 @@ export class Node {
     this.truncateInputs(0);
   }
 
+  /** Drops trailing outputs from `count` on (unused optional outputs such as Dropout's mask). */
+  truncateOutputs(count: number): void {
+    while (this._outputs.length > count) {
+      const v = this._outputs.pop()!;
+      if (v.useCount > 0) throw new Error(`output '${v.name}' of '${this.name}' is still used`);
+      v.producer = null;
+    }
+  }
+
   addOutput(value: Value): void {
     if (value.producer && value.producer !== this) {
       throw new Error(`value '${value.name}' already produced by '${value.producer.name}'`);

@@ -20,7 +20,7 @@ export function insertFakeQuant(graph: Graph, plans: readonly LayerQuantPlan[]):
     const key = `${x.name}|${plan.scaleD}|${plan.offsetD}|${plan.actBits}`;
     let out = shared.get(key);
     if (!out) {
-      out = graph.newValue(`${plan.layer}.fake_quant`, x.type ? { ...x.type } : undefined);
+      out = graph.newValue(`${plan.layer}.fake_quant.output0`, x.type ? { ...x.type } : undefined);
       graph.addNode(
         {
           name: graph.uniqueName(`${plan.layer}.fake_quant`),
@@ -67,17 +67,36 @@ function dequantizeInPlace(graph: Graph, plan: LayerQuantPlan): void {
   }
 }
 
-/** Runtime lowering: QuantizeLinear -> DequantizeLinear on the uint8 grid with zp offset + 128. */
+/**
+ * Runtime lowering, as plain float arithmetic: (clamp(round(x / s) + zp, 0, 255) - zp) * s with
+ * zp = offset + 128, i.e. AMCT's int8 q = clamp(round(x / s) + offset, -128, 127). The same
+ * numbers as QuantizeLinear -> DequantizeLinear (Round is half-to-even too), but not written as
+ * Q/DQ on purpose: ORT's optimizer would take the float weights around a Q/DQ pair for a QDQ
+ * group and quantize them a second time with its own 8-bit scales.
+ */
 export function lowerFakeQuant(node: Node, ctx: LoweringContext): void {
   const g = ctx.model.graph;
-  const scale = g.addInitializer(g.uniqueName(`${node.name}.scale`), Tensor.float32([], [node.attrFloat('scale', 1)]));
-  const zp = g.addInitializer(g.uniqueName(`${node.name}.zp`), new Tensor('uint8', [], Uint8Array.of(node.attrInt('offset', 0) + 128)));
-  const q = g.newValue(`${node.name}.q`, { dtype: 'uint8' });
-  g.addNode({ name: g.uniqueName(`${node.name}.QuantizeLinear`), opType: 'QuantizeLinear', inputs: [node.input(0)!, scale, zp], outputs: [q] }, { before: node });
-  node.opType = 'DequantizeLinear';
+  const bits = node.attrInt('num_bits', 8);
+  const zpValue = node.attrInt('offset', 0) + 2 ** (bits - 1);
+  const c = (suffix: string, v: number): Value => g.addInitializer(g.uniqueName(`${node.name}.${suffix}`), Tensor.float32([], [v]));
+  const scale = c('scale', node.attrFloat('scale', 1));
+  const zp = c('zero_point', zpValue);
+  const lo = c('min', 0);
+  const hi = c('max', 2 ** bits - 1);
+  let x = node.input(0)!;
+  const step = (opType: string, inputs: Value[]): Value => {
+    const out = g.newValue(`${node.name}.${opType.toLowerCase()}`, { dtype: 'float32' });
+    g.addNode({ name: g.uniqueName(`${node.name}.${opType}`), opType, inputs, outputs: [out] }, { before: node });
+    return out;
+  };
+  x = step('Div', [x, scale]);
+  x = step('Round', [x]);
+  x = step('Add', [x, zp]);
+  x = step('Clip', [x, lo, hi]);
+  x = step('Sub', [x, zp]);
+  node.opType = 'Mul';
   node.domain = '';
   node.attrs.clear();
-  node.replaceInput(0, q);
+  node.replaceInput(0, x);
   node.appendInput(scale);
-  node.appendInput(zp);
 }

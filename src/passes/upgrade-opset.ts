@@ -93,6 +93,7 @@ function upgradeNode(graph: Graph, node: Node, from: number): void {
       node.opType = 'Identity';
       node.attrs.clear();
       node.truncateInputs(1);
+      node.truncateOutputs(1);
       return;
     case 'BatchNormalization':
       node.attrs.delete('spatial');

@@ -146,7 +146,7 @@ export class Net {
 }
 
 /** Declares the batch dimension symbolic so one session serves every batch size. */
-function relaxBatch(inputs: Value[], outputs: Value[]): void {
+export function relaxBatch(inputs: Value[], outputs: Value[]): void {
   for (const v of inputs) {
     if (v.type?.shape && v.type.shape.length > 0) v.type = { ...v.type, shape: ['N', ...v.type.shape.slice(1)] };
   }

@@ -163,21 +163,25 @@ export class LayerContext {
     return this.constant(suffix, Tensor.int64([values.length], values));
   }
 
-  /** The weight blobs of this layer, or null where there are none and that is allowed. */
+  /**
+   * The weight blobs of this layer, or null where there are none and that is allowed. As in
+   * Caffe, blobs of the caffemodel layer of the same name replace the prototxt's own `blobs`
+   * (Net::CopyTrainedLayersFrom runs after the layers are set up from the prototxt).
+   */
   weightBlobs(): WeightBlob[] | null {
-    const own = this.layer.blobs ?? [];
-    if (own.length > 0) return own.map((b, i) => readBlob(b, `${this.where} blob ${i}`, this.file, this.name));
     const w = this.state.weights?.get(this.name);
     if (w && w.length > 0) {
       const file = this.state.weightsFile ?? this.file;
       return w.map((b, i) => readBlob(b, `${this.where} blob ${i}`, file, this.name));
     }
+    const own = this.layer.blobs ?? [];
+    if (own.length > 0) return own.map((b, i) => readBlob(b, `${this.where} blob ${i}`, this.file, this.name));
     if (this.state.allowMissingWeights) return null;
     if (this.state.weightsFile) {
-      throw new ModelFormatError(`${this.where} has no weights in ${this.state.weightsFile}`, {
-        file: this.state.weightsFile,
-        layer: this.name,
-      });
+      throw new ModelFormatError(
+        `${this.state.weightsFile}: ${this.where} has no weights (the caffemodel has no layer of that name with blobs)`,
+        { file: this.state.weightsFile, layer: this.name },
+      );
     }
     throw new ModelFormatError(`${this.file}: ${this.where} needs weights, and no caffemodel was given`, {
       file: this.file,
@@ -202,7 +206,7 @@ export class LayerContext {
     } else {
       if (blobs.length !== specs.length) {
         throw this.weightError(
-          `has ${blobs.length} blob(s) in ${this.weightsPlace()}, expected ${specs.length} ` +
+          `has ${blobs.length} blob(s), expected ${specs.length} ` +
             `(${specs.map((s) => `${s.role} [${s.dims.join(', ')}]`).join(', ')})`,
         );
       }
@@ -210,8 +214,7 @@ export class LayerContext {
         const b = blobs[i]!;
         if (!shapeMatches(b, s.dims)) {
           throw this.weightError(
-            `blob ${i} (${s.role}) has shape [${b.dims.join(', ')}] in ${this.weightsPlace()}, ` +
-              `expected [${s.dims.join(', ')}]`,
+            `blob ${i} (${s.role}) has shape [${b.dims.join(', ')}], expected [${s.dims.join(', ')}]`,
           );
         }
         return b.data;
@@ -226,13 +229,16 @@ export class LayerContext {
     });
   }
 
+  /** The file the layer's weights come from: the caffemodel when it has them, else the prototxt. */
   private weightsPlace(): string {
-    return (this.layer.blobs ?? []).length > 0 ? this.file : (this.state.weightsFile ?? this.file);
+    const w = this.state.weights?.get(this.name);
+    return w && w.length > 0 ? (this.state.weightsFile ?? this.file) : this.file;
   }
 
+  /** An error in the layer's weights, naming the file they came from (prototxt or caffemodel). */
   weightError(msg: string): ModelFormatError {
     const file = this.weightsPlace();
-    return new ModelFormatError(`${this.where} ${msg}`, { file, layer: this.name });
+    return new ModelFormatError(`${file}: ${this.where} ${msg}`, { file, layer: this.name });
   }
 
   formatError(msg: string): ModelFormatError {
@@ -279,7 +285,16 @@ export function shapeMatches(b: WeightBlob, dims: number[]): boolean {
 export function readBlob(b: BlobProtoPlain, where: string, file: string, layer?: string): WeightBlob {
   const legacy = !b.shape;
   const dims = b.shape ? [...(b.shape.dim ?? [])] : [b.num ?? 0, b.channels ?? 0, b.height ?? 0, b.width ?? 0];
-  const src = b.data && b.data.length > 0 ? b.data : (b.doubleData ?? []);
+  // Deploy models (AMCT's Ascend fields) hold int8 weights as bytes and int32 biases; they are
+  // read as float32 of the same integers, which is what the Ascend operators' lowering expects.
+  const src =
+    b.data && b.data.length > 0
+      ? b.data
+      : b.doubleData && b.doubleData.length > 0
+        ? b.doubleData
+        : b.int8Data && b.int8Data.length > 0
+          ? new Int8Array(b.int8Data.buffer, b.int8Data.byteOffset, b.int8Data.length)
+          : (b.int32Data ?? []);
   const data = src instanceof Float32Array ? src : Float32Array.from(src);
   if (data.length !== numel(dims)) {
     throw new ModelFormatError(`${file}: ${where} has shape [${dims.join(', ')}] but holds ${data.length} values`, {

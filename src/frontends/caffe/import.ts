@@ -18,6 +18,10 @@ export type CaffePhase = 'TRAIN' | 'TEST';
 export interface CaffeImportOptions {
   /** Phase used by include/exclude rules; TEST unless asked otherwise. */
   phase?: CaffePhase;
+  /** NetState stages for include/exclude rules (pycaffe's `stages`); the prototxt's `state` otherwise. */
+  stages?: string[];
+  /** NetState level for include/exclude rules (pycaffe's `level`); the prototxt's `state` otherwise. */
+  level?: number;
   /** Layers without weights get zeros (ones for scales and variances) instead of an error. */
   allowMissingWeights?: boolean;
 }
@@ -65,7 +69,11 @@ export function importCaffe(
   const graph = new Graph(net.name || 'caffe');
   const { layers, v1 } = netLayers(net, file);
   const phase: CaffePhase = opts.phase ?? (net.state?.phase === 'TRAIN' ? 'TRAIN' : 'TEST');
-  const netState: NetStatePlain = { phase, level: net.state?.level ?? 0, stage: net.state?.stage ?? [] };
+  const netState: NetStatePlain = {
+    phase,
+    level: opts.level ?? net.state?.level ?? 0,
+    stage: opts.stages ?? net.state?.stage ?? [],
+  };
   const active = layers.filter((l) => layerIncluded(l, netState));
 
   const state: ImportState = {
@@ -113,6 +121,7 @@ export function importCaffe(
   for (const d of declared) produced.set(d.name, 1);
 
   const available: string[] = declared.map((d) => d.name);
+  const producer = new Map<string, string>(declared.map((d) => [d.name, `the net input '${d.name}'`]));
   const consumed = new Set<string>();
   const inputLayers: LayerPlain[] = [];
 
@@ -137,6 +146,18 @@ export function importCaffe(
       return v;
     });
     const tops = layer.top ?? [];
+    tops.forEach((t, i) => {
+      // Caffe (Net::AppendTop) rewrites an existing blob only in place: top i equal to bottom i
+      const source = producer.get(t);
+      if (source !== undefined && layer.bottom?.[i] !== t) {
+        throw new ModelFormatError(
+          `${file}: layer '${name}' (${type}) produces top '${t}', which ${source} already produces; ` +
+            `Caffe rewrites a blob only in place (top ${i} equal to bottom ${i})`,
+          { file, layer: name },
+        );
+      }
+      producer.set(t, `layer '${name}'`);
+    });
     const topNames = tops.map((t) => {
       const j = produced.get(t) ?? 0;
       produced.set(t, j + 1);

@@ -1,4 +1,11 @@
 import type { LayerLowering } from './context';
+import {
+  lowerActCalibrationLayer,
+  lowerAntiQuantLayer,
+  lowerDeQuantLayer,
+  lowerFakeQuantLayer,
+  lowerQuantLayer,
+} from './layers/amct';
 import { lowerAbsVal } from './layers/absval';
 import { lowerBatchNorm } from './layers/batch-norm';
 import { lowerConcat } from './layers/concat';
@@ -57,6 +64,12 @@ export const LAYER_TABLE: Readonly<Record<string, LayerLowering>> = {
   Softmax: lowerSoftmax,
   LRN: lowerLRN,
   Dropout: lowerDropout,
+  // AMCT's layers (models written by quantizeModel / saveModel)
+  ActCalibration: lowerActCalibrationLayer,
+  FakeQuant: lowerFakeQuantLayer,
+  Quant: lowerQuantLayer,
+  DeQuant: lowerDeQuantLayer,
+  AntiQuant: lowerAntiQuantLayer,
 };
 
 /** Layer types whose tops are graph inputs. */

@@ -15,8 +15,11 @@ export function decodeNetParameter(buf: Uint8Array, file: string): NetParameterP
   try {
     return toPlain(type, type.decode(buf)) as NetParameterPlain;
   } catch (e) {
+    const msg = (e as Error).message;
+    // protobufjs reads past the end of a cut-off file: "index out of range: 1000 + 12 > 1008"
+    const why = /index out of range/.test(msg) ? `it is truncated or not a caffemodel (${msg})` : msg;
     throw new ModelFormatError(
-      `${file}: not a Caffe model (binary NetParameter): ${(e as Error).message}`,
+      `${file}: cannot decode the caffemodel (binary NetParameter): ${why}`,
       { file },
       { cause: e },
     );

@@ -12,6 +12,12 @@ export interface BlobProtoPlain {
   shape?: BlobShapePlain;
   data?: ArrayLike<number>;
   doubleData?: ArrayLike<number>;
+  /** Ascend: int8 weights of a deploy model, one byte each. */
+  int8Data?: Uint8Array;
+  /** Ascend: int32 biases of a deploy model. */
+  int32Data?: ArrayLike<number>;
+  /** Ascend: DeQuant's packed deq_scale, one uint64 per output channel. */
+  uint64Data?: ArrayLike<unknown>;
   num?: number;
   channels?: number;
   height?: number;
