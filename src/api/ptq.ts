@@ -212,7 +212,7 @@ export async function saveQuantized(
   const plans = plansFor(fake, record, layers);
   {
     insertQdq(fake.graph, plans);
-    const placed = placeQdqForOrt(fake.graph, plans);
+    const placed = placeQdqForOrt(fake.graph);
     if (placed.moved.length) {
       logger.debug(`Q/DQ placed for ORT fusion after ${placed.moved.join(', ')}; Relu removed: ${placed.removedRelus.join(', ') || 'none'}`);
     }

@@ -7,7 +7,7 @@
 import { QuantizationError } from '../errors';
 import { attr, type Attr, type Graph, type Node, type Value } from '../ir';
 import { logger } from '../log/logger';
-import { RecordFile } from '../record/record-file';
+import { queueRecordUpdate } from './record-updates';
 import type { LoweringContext } from '../runtime/lower';
 import { ActObserver, type ActObserverParams } from './observer';
 
@@ -115,9 +115,7 @@ function writeFactors(spec: ActCalibrationSpec, observer: ActObserver): void {
       layer: spec.layerNames[0],
     });
   }
-  const record = RecordFile.read(spec.recordFile);
-  for (const layer of spec.layerNames) record.set(layer, { scaleD: f.scale, offsetD: f.offset });
-  record.write(spec.recordFile);
+  for (const layer of spec.layerNames) queueRecordUpdate(spec.recordFile, layer, { scaleD: f.scale, offsetD: f.offset });
   logger.info(
     `calibration of ${spec.layerNames.join(', ')} done after ${spec.batchNum} batch(es): ` +
       `scale_d=${f.scale.toPrecision(6)} offset_d=${f.offset}`,

@@ -45,10 +45,13 @@ export function resize(img: RgbImage, width: number, height: number): RgbImage {
       const x0 = Math.min(img.width - 1, Math.floor(fx));
       const x1 = Math.min(img.width - 1, x0 + 1);
       const wx = fx - x0;
+      const a = (y0 * img.width + x0) * 3;
+      const b = (y0 * img.width + x1) * 3;
+      const d = (y1 * img.width + x0) * 3;
+      const e = (y1 * img.width + x1) * 3;
       for (let c = 0; c < 3; c++) {
-        const p = (yy: number, xx: number): number => img.data[(yy * img.width + xx) * 3 + c]!;
-        const top = p(y0, x0) * (1 - wx) + p(y0, x1) * wx;
-        const bottom = p(y1, x0) * (1 - wx) + p(y1, x1) * wx;
+        const top = img.data[a + c]! * (1 - wx) + img.data[b + c]! * wx;
+        const bottom = img.data[d + c]! * (1 - wx) + img.data[e + c]! * wx;
         out[(y * width + x) * 3 + c] = Math.round(top * (1 - wy) + bottom * wy);
       }
     }

@@ -14,16 +14,11 @@
  */
 import type { Graph, Node, Value } from '../ir';
 
-const PASS_THROUGH = new Set(['MaxPool', 'Reshape', 'Flatten']);
+const PASS_THROUGH = new Set(['MaxPool', 'Reshape', 'Flatten', 'Identity']);
 const FUSIBLE_LAYERS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 function isDefaultDomain(n: Node): boolean {
   return n.domain === '' || n.domain === 'ai.onnx';
-}
-
-function onlyConsumer(v: Value): Node | null {
-  const c = v.consumers();
-  return c.length === 1 ? c[0]! : null;
 }
 
 /** True when the layer's data input comes through a DequantizeLinear (it is a quantized layer). */
@@ -48,52 +43,69 @@ export interface PlacementReport {
   removedRelus: string[];
 }
 
-export function placeQdqForOrt(graph: Graph, plans: readonly { node: Node }[]): PlacementReport {
+interface Hoist {
+  /** Outputs of quantized layers that get a Q/DQ pair of their own. */
+  sources: Value[];
+  relus: Node[];
+}
+
+/**
+ * Walks back from the value a Q reads to the quantized layers that produce it, through
+ * single-consumer Relu (when the Q saturates like Relu), MaxPool, Reshape, Flatten and Concat
+ * (every input of a Concat gets the Concat's Q: concatenation commutes with quantization).
+ */
+function hoistFrom(graph: Graph, v: Value, q: Node, out: Hoist): boolean {
+  if (v.consumers().length !== 1 || graph.outputs.includes(v)) return false;
+  const p = v.producer;
+  if (!p || !isDefaultDomain(p) || p.outputs.length !== 1) return false;
+  if (isQuantizedLayer(p)) {
+    out.sources.push(v);
+    return true;
+  }
+  if (p.opType === 'Relu') {
+    if (!zeroPointIsLowest(q)) return false;
+    out.relus.push(p);
+    return hoistFrom(graph, p.input(0)!, q, out);
+  }
+  if (PASS_THROUGH.has(p.opType)) return hoistFrom(graph, p.input(0)!, q, out);
+  if (p.opType === 'Concat') return p.inputs.every((x) => x !== null && hoistFrom(graph, x, q, out));
+  return false;
+}
+
+/** Inserts Q/DQ pairs after quantized layers so ORT fuses them (see the file comment). */
+export function placeQdqForOrt(graph: Graph): PlacementReport {
   const report: PlacementReport = { moved: [], removedRelus: [] };
-  for (const { node: layer } of plans) {
-    if (!isQuantizedLayer(layer) || layer.outputs.length !== 1) continue;
-    const out = layer.output(0);
-    if (graph.outputs.includes(out)) continue;
-    // Walk the single-consumer chain to the next QuantizeLinear.
-    const chain: Node[] = [];
-    let v = out;
-    let q: Node | null = null;
-    for (;;) {
-      const next = onlyConsumer(v);
-      if (!next || !isDefaultDomain(next) || graph.outputs.includes(v)) break;
-      if (next.opType === 'QuantizeLinear') {
-        q = next;
-        break;
-      }
-      if (next.opType !== 'Relu' && !PASS_THROUGH.has(next.opType)) break;
-      if (next.outputs.length !== 1) break;
-      chain.push(next);
-      v = next.output(0);
-    }
-    if (!q || chain.length === 0) continue; // nothing between: already fusable
-    const relus = chain.filter((n) => n.opType === 'Relu');
-    if (relus.length > 0 && !zeroPointIsLowest(q)) continue;
-    // Relu must come before any pass-through op that is not order-free with it (all are).
+  const activationQs = graph.nodes.filter(
+    (n) => n.opType === 'QuantizeLinear' && isDefaultDomain(n) && !n.input(0)!.constant && n.input(1)?.constant,
+  );
+  for (const q of activationQs) {
+    const x = q.input(0)!;
+    if (x.producer && isQuantizedLayer(x.producer)) continue; // already fusable
+    const h: Hoist = { sources: [], relus: [] };
+    if (!hoistFrom(graph, x, q, h) || h.sources.length === 0) continue;
     const scale = q.input(1)!;
     const zp = q.input(2)!;
-    const qOut = graph.newValue(`${layer.name}.output_q`, { dtype: q.output(0).type?.dtype ?? 'uint8', shape: out.type?.shape });
-    const dqOut = graph.newValue(`${layer.name}.output_dq`, { dtype: 'float32', shape: out.type?.shape });
-    const first = chain[0]!;
-    const qn = graph.addNode(
-      { name: graph.uniqueName(`${layer.name}.output_quant`), opType: 'QuantizeLinear', inputs: [out, scale, zp], outputs: [qOut] },
-      { after: layer },
-    );
-    graph.addNode(
-      { name: graph.uniqueName(`${layer.name}.output_dequant`), opType: 'DequantizeLinear', inputs: [qOut, scale, zp], outputs: [dqOut] },
-      { after: qn },
-    );
-    first.replaceInput(first.inputs.indexOf(out), dqOut);
-    for (const r of relus) {
+    for (const out of h.sources) {
+      const layer = out.producer!;
+      const consumer = out.consumers()[0]!;
+      const qOut = graph.newValue(`${layer.name}.output_q`, { dtype: q.output(0).type?.dtype ?? 'uint8', shape: out.type?.shape });
+      const dqOut = graph.newValue(`${layer.name}.output_dq`, { dtype: 'float32', shape: out.type?.shape });
+      const qn = graph.addNode(
+        { name: graph.uniqueName(`${layer.name}.output_quant`), opType: 'QuantizeLinear', inputs: [out, scale, zp], outputs: [qOut] },
+        { after: layer },
+      );
+      graph.addNode(
+        { name: graph.uniqueName(`${layer.name}.output_dequant`), opType: 'DequantizeLinear', inputs: [qOut, scale, zp], outputs: [dqOut] },
+        { after: qn },
+      );
+      consumer.replaceInput(consumer.inputs.indexOf(out), dqOut);
+      report.moved.push(layer.name);
+    }
+    for (const r of h.relus) {
       graph.replaceAllUses(r.output(0), r.input(0)!);
       graph.removeNode(r);
       report.removedRelus.push(r.name);
     }
-    report.moved.push(layer.name);
   }
   return report;
 }

@@ -1,5 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import { ACT_CALIBRATION } from '../calibration/act-calibration';
+import { flushRecordUpdates } from '../calibration/record-updates';
 import { writeSample, type SampleTensor } from '../calibration/sample';
 import { FeedError } from '../errors';
 import { loadModel, type Phase } from '../frontends/load';
@@ -73,9 +74,13 @@ export class Net {
     if (!this.sampleKept) this.keepCalibrationSample(inputs);
     const { session, taps, fetch } = await this.prepare(opts.blobs ?? []);
     const results = await session.run(inputs, fetch);
-    for (const tap of taps) {
-      const t = results[tap.value]!;
-      tap.callback(t.data as Float32Array, t.dims);
+    try {
+      for (const tap of taps) {
+        const t = results[tap.value]!;
+        tap.callback(t.data as Float32Array, t.dims);
+      }
+    } finally {
+      flushRecordUpdates();
     }
     const out: Record<string, Blob> = {};
     for (const name of [...this.outputNames, ...(opts.blobs ?? [])]) out[name] = toBlob(results[name]!);

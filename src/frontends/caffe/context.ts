@@ -86,7 +86,8 @@ export class LayerContext {
 
   bottom(i = 0): Value {
     const v = this.bottoms[i];
-    if (!v) throw this.formatError(`needs at least ${i + 1} bottom blob(s), has ${this.bottoms.length}`);
+    if (!v)
+      throw this.formatError(`needs at least ${i + 1} bottom blob(s), has ${this.bottoms.length}`);
     return v;
   }
 
@@ -96,7 +97,8 @@ export class LayerContext {
     const [tl, th] = typeof tops === 'number' ? [tops, tops] : tops;
     const nb = this.bottoms.length;
     const nt = this.topNames.length;
-    if (nb < bl || nb > bh) throw this.formatError(`has ${nb} bottom(s), expected ${range(bl, bh)}`);
+    if (nb < bl || nb > bh)
+      throw this.formatError(`has ${nb} bottom(s), expected ${range(bl, bh)}`);
     if (nt < tl || nt > th) throw this.formatError(`has ${nt} top(s), expected ${range(tl, th)}`);
   }
 
@@ -121,7 +123,8 @@ export class LayerContext {
   input(i: number, shape: Shape): Value {
     const name = this.topNames[i];
     if (name === undefined) throw this.formatError(`has no top ${i}`);
-    if (this.graph.inputs.some((v) => v.name === name)) throw this.formatError(`declares input '${name}' twice`);
+    if (this.graph.inputs.some((v) => v.name === name))
+      throw this.formatError(`declares input '${name}' twice`);
     const v = this.graph.addInput(name, { dtype: 'float32', shape: shape as Dim[] });
     this.tops[i] = v;
     return v;
@@ -129,7 +132,10 @@ export class LayerContext {
 
   /** A fresh intermediate value. */
   tmp(suffix: string, shape: Shape): Value {
-    return this.graph.newValue(`${this.name}/${suffix}`, { dtype: 'float32', shape: shape as Dim[] });
+    return this.graph.newValue(`${this.name}/${suffix}`, {
+      dtype: 'float32',
+      shape: shape as Dim[],
+    });
   }
 
   /** Adds a node of this layer. `name` defaults to the layer name, then `<layer>/<opType>`. */
@@ -140,7 +146,9 @@ export class LayerContext {
     attrs: Record<string, Attr> = {},
     name?: string,
   ): Node {
-    const nodeName = this.nodeName(name ?? (this.nodes.length === 0 ? this.name : `${this.name}/${opType}`));
+    const nodeName = this.nodeName(
+      name ?? (this.nodes.length === 0 ? this.name : `${this.name}/${opType}`),
+    );
     const meta: Record<string, unknown> = { caffe: { layer: this.name, type: this.type } };
     const node = this.graph.addNode({ name: nodeName, opType, inputs, outputs, attrs, meta });
     this.nodes.push(node);
@@ -148,7 +156,13 @@ export class LayerContext {
   }
 
   /** One node with one output; returns the output. */
-  op(opType: string, inputs: (Value | null)[], out: Value, attrs: Record<string, Attr> = {}, name?: string): Value {
+  op(
+    opType: string,
+    inputs: (Value | null)[],
+    out: Value,
+    attrs: Record<string, Attr> = {},
+    name?: string,
+  ): Value {
     this.node(opType, inputs, [out], attrs, name);
     return out;
   }
@@ -175,7 +189,8 @@ export class LayerContext {
       return w.map((b, i) => readBlob(b, `${this.where} blob ${i}`, file, this.name));
     }
     const own = this.layer.blobs ?? [];
-    if (own.length > 0) return own.map((b, i) => readBlob(b, `${this.where} blob ${i}`, this.file, this.name));
+    if (own.length > 0)
+      return own.map((b, i) => readBlob(b, `${this.where} blob ${i}`, this.file, this.name));
     if (this.state.allowMissingWeights) return null;
     if (this.state.weightsFile) {
       throw new ModelFormatError(
@@ -183,10 +198,13 @@ export class LayerContext {
         { file: this.state.weightsFile, layer: this.name },
       );
     }
-    throw new ModelFormatError(`${this.file}: ${this.where} needs weights, and no caffemodel was given`, {
-      file: this.file,
-      layer: this.name,
-    });
+    throw new ModelFormatError(
+      `${this.file}: ${this.where} needs weights, and no caffemodel was given`,
+      {
+        file: this.file,
+        layer: this.name,
+      },
+    );
   }
 
   /**
@@ -197,12 +215,17 @@ export class LayerContext {
    */
   weights(
     specs: { role: string; dims: number[]; onnxDims?: number[] }[],
-    opts: { ones?: string[]; transform?: (data: Float32Array[], blobs: WeightBlob[]) => Float32Array[] } = {},
+    opts: {
+      ones?: string[];
+      transform?: (data: Float32Array[], blobs: WeightBlob[]) => Float32Array[];
+    } = {},
   ): Value[] {
     const blobs = this.weightBlobs();
     let datas: Float32Array[];
     if (!blobs) {
-      datas = specs.map((s) => new Float32Array(numel(s.dims)).fill(opts.ones?.includes(s.role) ? 1 : 0));
+      datas = specs.map((s) =>
+        new Float32Array(numel(s.dims)).fill(opts.ones?.includes(s.role) ? 1 : 0),
+      );
     } else {
       if (blobs.length !== specs.length) {
         throw this.weightError(
@@ -223,7 +246,10 @@ export class LayerContext {
     }
     return specs.map((s, i) => {
       const name = `${this.name}.${s.role}`;
-      const v = this.graph.addInitializer(this.graph.uniqueName(name), Tensor.float32(s.onnxDims ?? s.dims, datas[i]));
+      const v = this.graph.addInitializer(
+        this.graph.uniqueName(name),
+        Tensor.float32(s.onnxDims ?? s.dims, datas[i]),
+      );
       this.blobNames.push(v.name);
       return v;
     });
@@ -242,14 +268,20 @@ export class LayerContext {
   }
 
   formatError(msg: string): ModelFormatError {
-    return new ModelFormatError(`${this.file}: ${this.where} ${msg}`, { file: this.file, layer: this.name });
-  }
-
-  unsupported(msg: string): UnsupportedLayerError {
-    return new UnsupportedLayerError(`${this.file}: ${this.where} ${msg}, which amct-ts cannot run`, {
+    return new ModelFormatError(`${this.file}: ${this.where} ${msg}`, {
       file: this.file,
       layer: this.name,
     });
+  }
+
+  unsupported(msg: string): UnsupportedLayerError {
+    return new UnsupportedLayerError(
+      `${this.file}: ${this.where} ${msg}, which amct-ts cannot run`,
+      {
+        file: this.file,
+        layer: this.name,
+      },
+    );
   }
 
   private nodeName(base: string): string {
@@ -282,9 +314,16 @@ export function shapeMatches(b: WeightBlob, dims: number[]): boolean {
 }
 
 /** A BlobProto as a typed array and dims (legacy 4-D dims where `shape` is absent). */
-export function readBlob(b: BlobProtoPlain, where: string, file: string, layer?: string): WeightBlob {
+export function readBlob(
+  b: BlobProtoPlain,
+  where: string,
+  file: string,
+  layer?: string,
+): WeightBlob {
   const legacy = !b.shape;
-  const dims = b.shape ? [...(b.shape.dim ?? [])] : [b.num ?? 0, b.channels ?? 0, b.height ?? 0, b.width ?? 0];
+  const dims = b.shape
+    ? [...(b.shape.dim ?? [])]
+    : [b.num ?? 0, b.channels ?? 0, b.height ?? 0, b.width ?? 0];
   // Deploy models (AMCT's Ascend fields) hold int8 weights as bytes and int32 biases; they are
   // read as float32 of the same integers, which is what the Ascend operators' lowering expects.
   const src =
@@ -297,10 +336,13 @@ export function readBlob(b: BlobProtoPlain, where: string, file: string, layer?:
           : (b.int32Data ?? []);
   const data = src instanceof Float32Array ? src : Float32Array.from(src);
   if (data.length !== numel(dims)) {
-    throw new ModelFormatError(`${file}: ${where} has shape [${dims.join(', ')}] but holds ${data.length} values`, {
-      file,
-      layer,
-    });
+    throw new ModelFormatError(
+      `${file}: ${where} has shape [${dims.join(', ')}] but holds ${data.length} values`,
+      {
+        file,
+        layer,
+      },
+    );
   }
   return { dims, data, legacy };
 }

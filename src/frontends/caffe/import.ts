@@ -44,7 +44,11 @@ export interface CaffeNetMeta {
  * Reads a Caffe deploy prototxt (and its caffemodel) into the IR. Errors name the file at fault:
  * text-format errors as file:line:col, caffemodel decoding errors name the caffemodel.
  */
-export function loadCaffeModel(prototxtFile: string, caffemodelFile?: string, opts: CaffeImportOptions = {}): Model {
+export function loadCaffeModel(
+  prototxtFile: string,
+  caffemodelFile?: string,
+  opts: CaffeImportOptions = {},
+): Model {
   if (!fs.existsSync(prototxtFile)) {
     throw new ModelFormatError(`${prototxtFile}: no such file`, { file: prototxtFile });
   }
@@ -113,15 +117,19 @@ export function importCaffe(
     }
     return last ? blob : `${blob}__pre_${list[j + 1]}`;
   };
-  for (const [blob, list] of versions) list.forEach((_, j) => graph.claimName(versionName(blob, j)));
+  for (const [blob, list] of versions)
+    list.forEach((_, j) => graph.claimName(versionName(blob, j)));
 
   const current = new Map<string, Value>();
   const produced = new Map<string, number>();
-  for (const d of declared) current.set(d.name, graph.addInput(d.name, { dtype: 'float32', shape: d.shape }));
+  for (const d of declared)
+    current.set(d.name, graph.addInput(d.name, { dtype: 'float32', shape: d.shape }));
   for (const d of declared) produced.set(d.name, 1);
 
   const available: string[] = declared.map((d) => d.name);
-  const producer = new Map<string, string>(declared.map((d) => [d.name, `the net input '${d.name}'`]));
+  const producer = new Map<string, string>(
+    declared.map((d) => [d.name, `the net input '${d.name}'`]),
+  );
   const consumed = new Set<string>();
   const inputLayers: LayerPlain[] = [];
 
@@ -130,10 +138,13 @@ export function importCaffe(
     const type = layer.type ?? '';
     const lower = LAYER_TABLE[type];
     if (!lower) {
-      throw new UnsupportedLayerError(`${file}: layer '${name}' has type '${type}', which amct-ts cannot run`, {
-        file,
-        layer: name,
-      });
+      throw new UnsupportedLayerError(
+        `${file}: layer '${name}' has type '${type}', which amct-ts cannot run`,
+        {
+          file,
+          layer: name,
+        },
+      );
     }
     const bottoms = (layer.bottom ?? []).map((b) => {
       const v = current.get(b);
@@ -166,7 +177,9 @@ export function importCaffe(
     const ctx = new LayerContext(state, layer, type, bottoms, topNames);
     const outs = lower(ctx);
     if (outs.length !== tops.length) {
-      throw new Error(`caffe import: lowering of ${type} gave ${outs.length} values for ${tops.length} tops`);
+      throw new Error(
+        `caffe import: lowering of ${type} gave ${outs.length} values for ${tops.length} tops`,
+      );
     }
     outs.forEach((v, i) => current.set(tops[i]!, v));
     const plain = withoutBlobs(layer);
@@ -198,16 +211,26 @@ export function importCaffe(
     graph.outputs.push(v);
   }
   if (graph.outputs.length === 0) {
-    throw new ModelFormatError(`${file}: the net computes nothing (no layer output is left unconsumed)`, { file });
+    throw new ModelFormatError(
+      `${file}: the net computes nothing (no layer output is left unconsumed)`,
+      { file },
+    );
   }
 
   const model = new Model(graph);
   model.irVersion = 8;
   model.opsetImports = [{ domain: '', version: 13 }];
-  model.source = { format: 'caffe', file, ...(opts.weightsFile ? { weightsFile: opts.weightsFile } : {}) };
+  model.source = {
+    format: 'caffe',
+    file,
+    ...(opts.weightsFile ? { weightsFile: opts.weightsFile } : {}),
+  };
   const meta: CaffeNetMeta = {
     name: net.name ?? '',
-    inputs: declared.map((d) => ({ name: d.name, shape: d.shape.map((x) => (typeof x === 'number' ? x : -1)) })),
+    inputs: declared.map((d) => ({
+      name: d.name,
+      shape: d.shape.map((x) => (typeof x === 'number' ? x : -1)),
+    })),
     inputLayers,
     v1,
   };
@@ -224,7 +247,9 @@ function netLayers(net: NetParameterPlain, file: string): { layers: LayerPlain[]
   const v2 = net.layer ?? [];
   const v1 = net.layers ?? [];
   if (v2.length > 0 && v1.length > 0) {
-    throw new ModelFormatError(`${file}: the net mixes V2 'layer' and V1 'layers' entries`, { file });
+    throw new ModelFormatError(`${file}: the net mixes V2 'layer' and V1 'layers' entries`, {
+      file,
+    });
   }
   if (v1.length === 0) return { layers: v2, v1: false };
   return { layers: v1.map(upgradeV1Layer), v1: true };
@@ -232,7 +257,15 @@ function netLayers(net: NetParameterPlain, file: string): { layers: LayerPlain[]
 
 /** A V1 `layers` entry in V2 form (UpgradeV1LayerParameter, for the fields the importer reads). */
 export function upgradeV1Layer(l: V1LayerPlain): LayerPlain {
-  const { type, param, blobsLr, weightDecay, blobShareMode, layer: _v0, ...rest } = l as V1LayerPlain & {
+  const {
+    type,
+    param,
+    blobsLr,
+    weightDecay,
+    blobShareMode,
+    layer: _v0,
+    ...rest
+  } = l as V1LayerPlain & {
     param?: unknown;
     blobsLr?: number[];
     weightDecay?: number[];
@@ -280,12 +313,16 @@ function topLevelInputs(net: NetParameterPlain, file: string): { name: string; s
   const shapes = net.inputShape ?? [];
   const dims = net.inputDim ?? [];
   if (names.length === 0) {
-    if (shapes.length || dims.length) throw new ModelFormatError(`${file}: input_shape / input_dim without input`, { file });
+    if (shapes.length || dims.length)
+      throw new ModelFormatError(`${file}: input_shape / input_dim without input`, { file });
     return [];
   }
   if (shapes.length > 0) {
     if (shapes.length !== names.length) {
-      throw new ModelFormatError(`${file}: ${names.length} inputs but ${shapes.length} input_shape entries`, { file });
+      throw new ModelFormatError(
+        `${file}: ${names.length} inputs but ${shapes.length} input_shape entries`,
+        { file },
+      );
     }
     return names.map((n, i) => ({ name: n, shape: (shapes[i]!.dim ?? []).map(Number) }));
   }
@@ -301,9 +338,14 @@ function topLevelInputs(net: NetParameterPlain, file: string): { name: string; s
 /** The caffemodel's blobs by layer name (V1 or V2; a later layer of the same name wins). */
 function weightMap(w: NetParameterPlain, weightsFile: string): Map<string, BlobProtoPlain[]> {
   const m = new Map<string, BlobProtoPlain[]>();
-  const all: { name?: string; blobs?: BlobProtoPlain[] }[] = [...(w.layer ?? []), ...(w.layers ?? [])];
+  const all: { name?: string; blobs?: BlobProtoPlain[] }[] = [
+    ...(w.layer ?? []),
+    ...(w.layers ?? []),
+  ];
   if (all.length === 0) {
-    throw new ModelFormatError(`${weightsFile}: not a Caffe model (no layers in it)`, { file: weightsFile });
+    throw new ModelFormatError(`${weightsFile}: not a Caffe model (no layers in it)`, {
+      file: weightsFile,
+    });
   }
   for (const l of all) if (l.name && (l.blobs ?? []).length > 0) m.set(l.name, l.blobs!);
   return m;

@@ -17,7 +17,9 @@ export function decodeNetParameter(buf: Uint8Array, file: string): NetParameterP
   } catch (e) {
     const msg = (e as Error).message;
     // protobufjs reads past the end of a cut-off file: "index out of range: 1000 + 12 > 1008"
-    const why = /index out of range/.test(msg) ? `it is truncated or not a caffemodel (${msg})` : msg;
+    const why = /index out of range/.test(msg)
+      ? `it is truncated or not a caffemodel (${msg})`
+      : msg;
     throw new ModelFormatError(
       `${file}: cannot decode the caffemodel (binary NetParameter): ${why}`,
       { file },

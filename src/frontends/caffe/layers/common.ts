@@ -1,4 +1,4 @@
-import type { LayerContext, Shape } from '../context';
+import type { LayerContext } from '../context';
 
 /** Field presence in a plain protobuf object (absent fields are undefined). */
 export function has(o: object, key: string): boolean {
@@ -41,7 +41,8 @@ export function spatialRepeated(
   hw = true,
 ): number[] {
   if (hw && (has(p, `${key}H`) || has(p, `${key}W`))) {
-    if (nSpatial !== 2) throw ctx.formatError(`${key}_h / ${key}_w need 2 spatial axes, the bottom has ${nSpatial}`);
+    if (nSpatial !== 2)
+      throw ctx.formatError(`${key}_h / ${key}_w need 2 spatial axes, the bottom has ${nSpatial}`);
     if (nums(p, key).length > 0) throw ctx.formatError(`sets both ${key} and ${key}_h / ${key}_w`);
     if (fallback === null && !(has(p, `${key}H`) && has(p, `${key}W`))) {
       throw ctx.formatError(`sets only one of ${key}_h and ${key}_w`);
@@ -50,7 +51,8 @@ export function spatialRepeated(
   }
   const v = nums(p, key);
   if (v.length === 0) {
-    if (fallback === null) throw ctx.formatError(`sets no ${key === 'kernelSize' ? 'kernel_size' : key}`);
+    if (fallback === null)
+      throw ctx.formatError(`sets no ${key === 'kernelSize' ? 'kernel_size' : key}`);
     return new Array<number>(nSpatial).fill(fallback);
   }
   if (v.length === 1) return new Array<number>(nSpatial).fill(v[0]!);
@@ -74,4 +76,3 @@ export function broadcastDims(dims: number[], axis: number, rank: number): numbe
   const trailing = rank - axis - dims.length;
   return [...dims, ...new Array<number>(Math.max(0, trailing)).fill(1)];
 }
-
