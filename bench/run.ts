@@ -19,6 +19,7 @@ import { saveOnnxModel } from '../src/frontends/onnx/export';
 import { loadModel } from '../src/frontends/load';
 import { upcastFp16Pass } from '../src/passes/upcast-fp16';
 import {
+  fixture,
   LENET,
   MNIST_ONNX,
   SQUEEZENET_ONNX,
@@ -108,6 +109,40 @@ async function accuracyLenet(): Promise<{ acc: Accuracy; fake: string; fp32Onnx:
     fake,
     fp32Onnx,
   };
+}
+
+/** UltraFace through our Caffe lowering (amct.Net) vs its ONNX twin run directly on ORT. */
+async function loweringOverhead(): Promise<Record<string, unknown>> {
+  const prototxt = fixture('caffe/ultraface/RFB-320.prototxt');
+  const caffemodel = fixture('caffe/ultraface/RFB-320.caffemodel');
+  const x = faceImages()[0]!;
+  let t = performance.now();
+  const net = await amct.Net.create(prototxt, caffemodel);
+  await net.forward({ input: x });
+  const loadCaffeMs = performance.now() - t;
+  t = performance.now();
+  const session = await ort.InferenceSession.create(ULTRAFACE_ONNX);
+  const feeds = { input: new ort.Tensor('float32', x.data, x.shape) };
+  await session.run(feeds);
+  const loadOnnxMs = performance.now() - t;
+  const runs = QUICK ? 10 : 40;
+  const timeIt = async (f: () => Promise<unknown>): Promise<number> => {
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const s0 = performance.now();
+      await f();
+      times.push(performance.now() - s0);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(runs / 2)]!;
+  };
+  let caffeMs = 0;
+  let onnxMs = 0;
+  for (let r = 0; r < 3; r++) {
+    caffeMs += await timeIt(() => net.forward({ input: x }));
+    onnxMs += await timeIt(() => session.run(feeds));
+  }
+  return { model: 'UltraFace RFB-320', loadCaffeMs, loadOnnxMs, forwardCaffeMs: caffeMs / 3, forwardOnnxMs: onnxMs / 3, ratio: caffeMs / onnxMs };
 }
 
 /** Calibration forwards (modified model, taps) vs the same forwards of the original model. */
@@ -205,6 +240,7 @@ async function main(): Promise<void> {
   } catch (e) {
     console.error(`LeNet (Caffe) skipped: ${(e as Error).message}`);
   }
+  const lowering = await loweringOverhead();
   const overhead = await calibrationOverhead();
   const rss = peakRss();
 
@@ -228,6 +264,7 @@ async function main(): Promise<void> {
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, ort: ort.env.versions?.common },
+    lowering,
     accuracy,
     calibrationOverhead: overhead,
     peakRss: rss,
@@ -236,6 +273,14 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(OUT, 'ptq.json'), JSON.stringify(results, null, 2) + '\n');
 
   const md: string[] = [`# PTQ benchmark (${results.date.slice(0, 10)}, ${results.machine.model}, ${results.machine.cpus} cores)`, ''];
+  md.push(
+    '## Caffe lowering vs the ONNX twin on ORT (goal: forward ratio <= 1.05)',
+    '',
+    '| model | load Caffe ms | load ONNX ms | forward Caffe ms | forward ONNX ms | ratio |',
+    '|---|---|---|---|---|---|',
+    `| ${lowering['model']} | ${fmt(lowering['loadCaffeMs'], 0)} | ${fmt(lowering['loadOnnxMs'], 0)} | ${fmt(lowering['forwardCaffeMs'])} | ${fmt(lowering['forwardOnnxMs'])} | ${fmt(lowering['ratio'])} |`,
+    '',
+  );
   md.push('## Top-1 (%)', '', '| model | split | FP32 | INT8 (ORT kernels) | INT8 (QDQ simulated) | ORT vs simulation agreement |', '|---|---|---|---|---|---|');
   for (const a of accuracy) md.push(`| ${a.model} | ${a.split} | ${fmt(a.fp32)} | ${fmt(a.int8Ort)} | ${fmt(a.int8Simulated)} | ${fmt(100 * a.agreement)} % |`);
   md.push('', '## Calibration time / plain inference time (goal <= 1.5)', '', '| model | forwards | plain ms | calibration ms | ratio |', '|---|---|---|---|---|');

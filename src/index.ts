@@ -10,6 +10,7 @@ export { Net, type NetOptions, type ForwardOptions } from './runtime/net';
 export type { Blob, Feed } from './runtime/feeds';
 export { setCpuMode, setGpuMode } from './runtime/device';
 export { caffe2onnx } from './api/convert';
+export { convertModel } from './api/convert-model';
 export {
   AmctError,
   ConfigError,

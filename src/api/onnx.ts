@@ -36,3 +36,9 @@ export async function saveModel(modifiedOnnxFile: string, recordFile: string, sa
   RecordFile.read(recordFile); // a missing record is reported before any work
   return saveQuantized(loadOnnxModel(modifiedOnnxFile), recordFile, 'Both', savePath);
 }
+
+/** amct_onnx.convert_model(model_file, scale_offset_record_file, save_path) */
+export async function convertModel(modelFile: string, scaleOffsetRecordFile: string, savePath: string): Promise<string[]> {
+  const { convertModel: convert } = await import('./convert-model');
+  return convert(modelFile, null, scaleOffsetRecordFile, savePath);
+}

@@ -35,7 +35,7 @@ import { weightBitsFor, type QuantOptions } from './int8-target';
 export type SaveType = 'Fakequant' | 'Deploy' | 'Both';
 
 /** The model as quantization sees it: constant shape ops folded, so weights are initializers. */
-function loadForQuant(modelFile: string, weightsFile: string | null): Model {
+export function loadForQuant(modelFile: string, weightsFile: string | null): Model {
   const model = loadModel(modelFile, weightsFile);
   if (isFp16Model(model)) {
     logger.info(`${modelFile} computes in float16: quantizing its float32 upcast (the INT8 models take float32 inputs)`);

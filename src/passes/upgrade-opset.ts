@@ -4,7 +4,7 @@
  * model's opset and 13 are rewritten; an operator this pass cannot convert is an error naming it.
  */
 import { UnsupportedLayerError } from '../errors';
-import { attr, Tensor, type Graph, type Model, type Node, type Value } from '../ir';
+import { attr, Tensor, type Graph, type Node, type Value } from '../ir';
 import type { Pass } from './pass';
 
 export const TARGET_OPSET = 13;
