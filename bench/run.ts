@@ -99,7 +99,7 @@ async function accuracyLenet(): Promise<{ acc: Accuracy; fake: string; fp32Onnx:
   for (let i = 0; i < 2; i++) await net.forward({ data: mnistBatch(m, i * 100, (i + 1) * 100, 1 / 256) });
   await amct.saveModel(graph, 'Both', path.join(dir, 'q'));
   const fp32Onnx = path.join(dir, 'lenet_fp32.onnx');
-  saveOnnxModel(loadModel(prototxt, caffemodel), fp32Onnx);
+  amct.caffe2onnx(prototxt, caffemodel, fp32Onnx);
   const fake = path.join(dir, 'q_fake_quant_model.onnx');
   const fp = await top1(fp32Onnx, 'data', 'prob', 1 / 256, 1000, true);
   const int8 = await top1(fake, 'data', 'prob', 1 / 256, 1000, true);
