@@ -48,4 +48,28 @@ describe('UltraFace RFB-320 INT8 PTQ', () => {
       expect(cosine(a['scores']!, b['scores']!)).toBeGreaterThanOrEqual(0.99);
     }
   }, 60_000);
+
+  it('Caffe: fake-quant prototxt scores have cosine >= 0.99 to FP32, and its ONNX twin agrees', async () => {
+    const prototxt = fixture('caffe/ultraface/RFB-320.prototxt');
+    const caffemodel = fixture('caffe/ultraface/RFB-320.caffemodel');
+    const images = faces();
+    const config = path.join(dir, 'caffe_config.json');
+    const record = path.join(dir, 'caffe_record.txt');
+    amct.createQuantConfig(config, prototxt, caffemodel, [], images.length);
+    const graph = await amct.init(config, prototxt, caffemodel, record);
+    await amct.quantizeModel(graph, path.join(dir, 'mod.prototxt'), path.join(dir, 'mod.caffemodel'));
+    const calib = await amct.Net.create(path.join(dir, 'mod.prototxt'), path.join(dir, 'mod.caffemodel'));
+    for (const x of images) await calib.forward({ input: x });
+    await amct.saveModel(graph, 'Both', path.join(dir, 'ufc'));
+    const fp32 = await amct.Net.create(prototxt, caffemodel);
+    const fake = await amct.Net.create(path.join(dir, 'ufc_fake_quant_model.prototxt'), path.join(dir, 'ufc_fake_quant_weights.caffemodel'));
+    const twin = await amct.Net.create(path.join(dir, 'ufc_fake_quant_model.onnx'));
+    for (const x of images) {
+      const a = await fp32.forward({ input: x });
+      const b = await fake.forward({ input: x });
+      const c = await twin.forward({ input: x });
+      expect(cosine(a['scores']!, b['scores']!)).toBeGreaterThanOrEqual(0.99);
+      expect(cosine(b['scores']!, c['scores']!)).toBeGreaterThanOrEqual(0.9999);
+    }
+  }, 90_000);
 });
