@@ -8,13 +8,21 @@ import * as path from 'path';
 import * as amct from 'amct-ts';
 import { FIXTURES, batch, loadMnist, top1 } from './common/mnist';
 
-const args = {
+export interface Args {
+  modelName: string;
+  modelFile: string;
+  outDir: string;
+  batchNum: number;
+  preTest: boolean;
+}
+
+export const defaultArgs = (): Args => ({
   modelName: 'mnist-8',
   modelFile: path.join(FIXTURES, 'onnx/mnist/mnist-8.onnx'),
   outDir: process.env.AMCT_OUT ?? 'tmp/onnx_uniform_quant',
   batchNum: 16, // mnist-8 takes one image per forward: 16 calibration forwards
   preTest: true,
-};
+});
 
 async function runOnnxModel(modelFile: string, iterations: number, first = 0): Promise<void> {
   const net = await amct.Net.create(modelFile);
@@ -24,13 +32,14 @@ async function runOnnxModel(modelFile: string, iterations: number, first = 0): P
   }
 }
 
-async function main(): Promise<void> {
+export async function main(args: Args = defaultArgs()): Promise<{ fp32?: number; fakeQuant: number; files: string[] }> {
   fs.mkdirSync(args.outDir, { recursive: true });
   const m = loadMnist();
   const evalOpts = { input: 'Input3', output: 'Plus214_Output_0', scale: 1, batchSize: 1 };
+  let fp32: number | undefined;
   if (args.preTest) {
-    const fp32 = await top1(await amct.Net.create(args.modelFile), m, 1000, 10000, evalOpts);
-    console.log(`[INFO] FP32 top-1 on MNIST 1000..9999: ${fp32.accuracy.toFixed(2)} %`);
+    fp32 = (await top1(await amct.Net.create(args.modelFile), m, 1000, 10000, evalOpts)).accuracy;
+    console.log(`[INFO] FP32 top-1 on MNIST 1000..9999: ${fp32.toFixed(2)} %`);
   }
   // Generate quantize configurations
   const configJsonFile = path.join(args.outDir, 'config.json');
@@ -43,13 +52,16 @@ async function main(): Promise<void> {
   await runOnnxModel(modifiedModel, args.batchNum);
   // Phase3: save the fake-quant and deploy models
   const resultPath = path.join(args.outDir, 'results', args.modelName);
-  await amct.onnx.saveModel(modifiedModel, recordFile, resultPath);
+  const files = await amct.onnx.saveModel(modifiedModel, recordFile, resultPath);
   // Phase4: test the fake-quant model
   const fake = await top1(await amct.Net.create(`${resultPath}_fake_quant_model.onnx`), m, 1000, 10000, evalOpts);
   console.log(`[INFO] fake-quant INT8 top-1 on MNIST 1000..9999: ${fake.accuracy.toFixed(2)} %`);
+  return { ...(fp32 !== undefined ? { fp32 } : {}), fakeQuant: fake.accuracy, files };
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
