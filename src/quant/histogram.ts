@@ -85,6 +85,17 @@ export class Histogram {
   add(data: Float32Array): void {
     const n = data.length;
     if (n === 0) return;
+    // Steady state: the batch lies within the range seen so far, so the merge would add bin by
+    // bin. One pass bins it in place; on the first value outside (or NaN) the partial counts are
+    // taken back and the general path below runs.
+    if (this.total > 0) {
+      const stop = binWithinRange(data, this.bins, this.lo, this.hi);
+      if (stop === n) {
+        this.total += n;
+        return;
+      }
+      unbin(data, stop, this.bins, this.lo, this.hi);
+    }
     let dmin = Infinity;
     let dmax = -Infinity;
     let nan = false;
@@ -114,6 +125,39 @@ export class Histogram {
     this.lo = mmin;
     this.hi = mmax;
     this.total += n;
+  }
+}
+
+/** Bin index of histc over [lo, hi] (widened like histc when lo === hi). */
+function binParams(nb: number, lo: number, hi: number): { a: number; k: number } {
+  const a = lo === hi ? lo - 1 : lo;
+  const b = lo === hi ? hi + 1 : hi;
+  return { a, k: nb / (b - a) };
+}
+
+/** Adds data[i] to `bins` while lo <= data[i] <= hi; returns the first i that is not (or n). */
+function binWithinRange(data: Float32Array, bins: Float64Array, lo: number, hi: number): number {
+  const nb = bins.length;
+  const { a, k } = binParams(nb, lo, hi);
+  const n = data.length;
+  for (let i = 0; i < n; i++) {
+    const v = data[i]!;
+    if (!(v >= lo && v <= hi)) return i;
+    let idx = floor((v - a) * k);
+    if (idx >= nb) idx = nb - 1;
+    bins[idx]! += 1;
+  }
+  return n;
+}
+
+/** Takes back what binWithinRange added for data[0..count). */
+function unbin(data: Float32Array, count: number, bins: Float64Array, lo: number, hi: number): void {
+  const nb = bins.length;
+  const { a, k } = binParams(nb, lo, hi);
+  for (let i = 0; i < count; i++) {
+    let idx = floor((data[i]! - a) * k);
+    if (idx >= nb) idx = nb - 1;
+    bins[idx]! -= 1;
   }
 }
 
