@@ -3,7 +3,10 @@
  * models executed on onnxruntime-node. `import * as amct from 'amct-ts'`.
  */
 export { createQuantConfig, init, quantizeModel, saveModel, type SaveType } from './api/ptq';
+export { quantizePreprocess } from './api/preprocess';
 export { QuantGraph } from './api/quant-graph';
+export { createQuantRetrainConfig, createQuantRetrainModel, saveQuantRetrainModel } from './api/retrain';
+export * as caffe from './api/caffe';
 export type { QuantOptions } from './api/int8-target';
 export * as onnx from './api/onnx';
 export { Net, type NetOptions, type ForwardOptions } from './runtime/net';
@@ -11,6 +14,22 @@ export type { Blob, Feed } from './runtime/feeds';
 export { setCpuMode, setGpuMode } from './runtime/device';
 export { caffe2onnx } from './api/convert';
 export { convertModel } from './api/convert-model';
+export { autoNuq, AutoNuqEvaluatorBase, type AutoNuqOptions, type AutoNuqResult, type AutoNuqTrial } from './api/auto-nuq';
+export {
+  accuracyBasedAutoCalibration,
+  AutoCalibrationEvaluatorBase,
+  type AutoCalibrationResult,
+  type AutoCalibrationStep,
+  type SensitivityArg,
+  type StrategyArg,
+} from './api/auto-calibration';
+export {
+  AutoCalibrationStrategyBase,
+  BinarySearchStrategy,
+  BinarySearchGreedyStrategy,
+  type StrategyUpdate,
+} from './api/auto-calibration-strategy';
+export { SensitivityBase, CosineSimilarity, MseSensitivity } from './api/sensitivity';
 export {
   AmctError,
   ConfigError,
@@ -21,4 +40,7 @@ export {
   UnsupportedLayerError,
 } from './errors';
 export { logger, type LogLevel } from './log/logger';
+export { Progress, formatDuration, type ProgressState, type ProgressOptions } from './log/progress';
+export * as report from './report';
 export * as data from './data';
+export * as tensorDecompose from './api/tensor-decompose';

@@ -13,6 +13,7 @@ import { runPasses } from '../passes/pass';
 import { upgradeOpsetPass } from '../passes/upgrade-opset';
 import { RecordFile, validateRecord } from '../record/record-file';
 import { annotateShapes } from '../runtime/probe';
+import { applyBalanceOfRecord } from './balance';
 import { cpuHasVnni } from './int8-target';
 import { loadForQuant, saveQuantized } from './ptq';
 
@@ -44,6 +45,8 @@ export async function convertModel(
     scaleOffsetRecordFile,
     { graph: model.graph, modelFile },
   );
+  // tensor_balance_factor (quantize_preprocess): W * s and x / s, as quantizeModel applies them
+  applyBalanceOfRecord(model, layers, record, scaleOffsetRecordFile);
   if (!cpuHasVnni()) {
     logger.warn(
       'convertModel keeps the record\'s 8-bit weights; on this CPU (no VNNI) ORT\'s integer kernels may ' +

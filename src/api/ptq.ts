@@ -22,12 +22,14 @@ import { planLayer, type LayerQuantPlan } from '../passes/layer-quant';
 import { runPasses } from '../passes/pass';
 import { upgradeOpsetPass } from '../passes/upgrade-opset';
 import { calibrateWeights } from '../passes/weight-calibration';
+import { nuqLayer } from '../passes/weight-nuq';
 import { RecordFile } from '../record/record-file';
 import { relaxBatch } from '../runtime/net';
 import { annotateShapes } from '../runtime/probe';
 import { writeFileAtomic } from '../util/fs';
 import { readSample, sampleFile } from '../calibration/sample';
 import { measureLayerErrors, type LayerError } from '../report/layer-error';
+import { applyRecordedBalance, resetRecord } from './balance';
 import { QuantGraph } from './quant-graph';
 import { outputFile } from './save-path';
 import { weightBitsFor, type QuantOptions } from './int8-target';
@@ -76,7 +78,7 @@ export async function init(
   const model = loadForQuant(modelFile, weightsFile);
   if (model.source?.format === 'onnx') await annotateShapes(model);
   const config = readQuantConfig(configFile, model.graph);
-  RecordFile.clear(scaleOffsetRecordFile);
+  resetRecord(scaleOffsetRecordFile, config); // a DMQ config keeps quantizePreprocess's factors
   return new QuantGraph(model, config, scaleOffsetRecordFile, modelFile, weightsFile ?? null);
 }
 
@@ -97,12 +99,23 @@ export async function quantizeModel(
   if (cfg.doFusion) runPasses(model, [foldAffinePass], { skipFusionLayers: new Set(cfg.skipFusionLayers) });
   const record = RecordFile.read(graph.recordFile);
   const targets = enabledLayers(model, cfg.layers);
+  applyRecordedBalance(model, targets, record, graph.recordFile); // DMQ: W * s, x / s before ARQ
   const weightBits = weightBitsFor(options);
   for (const { layer, node, config } of targets) {
     if (!config.weight) continue;
     const bits = Math.min(config.weight.numBits, weightBits);
     const f = calibrateWeights(node, layer, bits, config.weight.channelWise);
     record.set(layer, { scaleW: f.scaleW, offsetW: f.offsetW });
+    if (config.weight.algo === 'nuq_quantize') {
+      // NUQ (docs/nuq.md): the ARQ codes clustered onto num_steps levels, kept as `cluster`.
+      const w = config.weight;
+      const n = nuqLayer(node, layer, f.scaleW, bits, w.numSteps, w.numOfIteration);
+      record.set(layer, { cluster: n.cluster });
+      logger.info(
+        `layer ${layer}: nuq_quantize ${n.distinctBefore} -> ${n.distinctAfter} distinct codes ` +
+          `(num_steps ${w.numSteps}, num_of_iteration ${w.numOfIteration}), relative weight error ${n.relativeError.toExponential(3)}, ${n.refinements} refinement pass(es) kept`,
+      );
+    }
   }
   record.write(graph.recordFile);
   insertCalibrationLayers(model, targets, graph.recordFile, cfg.batchNum, weightBits, options.calibrationMode ?? 'histogram');
@@ -256,7 +269,7 @@ export async function saveQuantized(
 }
 
 /** Layer name -> weight bits, from the calibration layers of a modified model. */
-function calibratedLayers(model: Model): Map<string, ActCalibrationSpec> {
+export function calibratedLayers(model: Model): Map<string, ActCalibrationSpec> {
   const out = new Map<string, ActCalibrationSpec>();
   for (const n of model.graph.nodes) {
     if (n.opType !== ACT_CALIBRATION) continue;
@@ -266,7 +279,7 @@ function calibratedLayers(model: Model): Map<string, ActCalibrationSpec> {
   return out;
 }
 
-function stripCalibration(model: Model): Model {
+export function stripCalibration(model: Model): Model {
   const copy = cloneModel(model);
   const g = copy.graph;
   for (const n of [...g.nodes]) {
@@ -304,6 +317,7 @@ function plansFor(model: Model, record: RecordFile, layers: Map<string, ActCalib
         scaleD: r.scaleD!,
         offsetD: r.offsetD!,
         ...(r.scaleW ? { scaleW: r.scaleW } : {}),
+        ...(r.cluster ? { cluster: r.cluster } : {}),
         weightBits: spec.weightBits,
         actBits: spec.numBits ?? 8,
       }),
@@ -343,6 +357,7 @@ function quantInfo(record: RecordFile, layers: Map<string, ActCalibrationSpec>, 
       scale_d: r.scaleD,
       offset_d: r.offsetD,
       ...(r.scaleW ? { scale_w: r.scaleW, weight_bits: spec.weightBits } : {}),
+      ...(r.cluster ? { wts_algo: 'nuq_quantize', cluster: r.cluster } : {}),
       nodes: { quant: `${layer}.quant`, dequant: `${layer}.dequant` },
       ...(errors?.layers[layer] ? { output_error: rounded(errors.layers[layer]) } : {}),
     };

@@ -23,6 +23,7 @@ import {
   SEARCH_RANGE_START,
   SEARCH_STEP,
   defaultIfmr,
+  isNuqLayer,
   readCfg,
   resolveCfg,
   type CfgAct,
@@ -529,6 +530,8 @@ function readWeight(
     }
   }
   if (algo === 'arq_quantize') return { numBits, algo, channelWise };
+  // NUQ needs a plain weight layout: Convolution group 1 / dilation 1, InnerProduct, Gemm, MatMul
+  if (info && !isNuqLayer(info)) throw e('wts_algo', `nuq_quantize not support for ${info.type} layer`);
   let numSteps = 32;
   let numOfIteration = 1;
   if (c.num_steps !== undefined) {

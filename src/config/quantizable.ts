@@ -59,7 +59,12 @@ function weightedReason(node: Node, weightPort: number): string | undefined {
   const rank = w.constant.dims.length;
   switch (node.opType) {
     case 'Conv':
-      return rank === 4 ? undefined : `only 2-D convolution (4-D filter) is supported, filter has rank ${rank}`;
+      if (rank === 4) return undefined;
+      // Conv3d as AMCT takes it (research §9): dilation 1 on the depth axis.
+      if (rank === 5) {
+        return node.attrInts('dilations', [1, 1, 1])[0] === 1 ? undefined : '3-D convolution needs dilation 1 on the depth axis';
+      }
+      return `only 2-D and 3-D convolution (4-D or 5-D filter) are supported, filter has rank ${rank}`;
     case 'ConvTranspose':
       if (rank !== 4) return `only 4-D filters are supported, filter has rank ${rank}`;
       if (node.attrInt('group', 1) !== 1) return 'grouped deconvolution is not supported';

@@ -49,7 +49,9 @@ export function lowerAscendDequant(node: Node, ctx: LoweringContext): void {
   const { deqScale } = unpackDeqScale(packed);
   const producer = node.input(0)!.producer;
   const channelFirst = producer && ['Conv', 'ConvTranspose', 'AveragePool'].includes(producer.opType);
-  const dims = deqScale.length === 1 ? [] : channelFirst ? [1, deqScale.length, 1, 1] : [deqScale.length];
+  // channel axis 1 of a [N, C, spatial...] output: as many trailing 1s as spatial axes (Conv3d: 3)
+  const spatial = producer?.opType === 'AveragePool' ? producer.attrInts('kernel_shape', [1, 1]).length : (producer?.constantInput(1)?.dims.length ?? 4) - 2;
+  const dims = deqScale.length === 1 ? [] : channelFirst ? [1, deqScale.length, ...new Array<number>(spatial).fill(1)] : [deqScale.length];
   const deq = g.addInitializer(g.uniqueName(`${node.name}.deq_scale`), Tensor.float32(dims, deqScale));
   node.opType = 'Mul';
   node.domain = '';

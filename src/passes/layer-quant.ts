@@ -6,6 +6,7 @@
 import { QuantizationError } from '../errors';
 import { channelIndexer, weightChannelAxis, type Node } from '../ir';
 import { quantizeBias, roundHalfAway } from '../quant';
+import { applyNuq } from '../quant/nuq';
 
 export interface LayerQuantPlan {
   layer: string;
@@ -18,6 +19,8 @@ export interface LayerQuantPlan {
     scaleW: Float32Array;
     bits: number;
     axis: number;
+    /** NUQ levels (record `cluster`): `quantized` holds only these codes. */
+    cluster?: number[];
   };
   bias?: Int32Array;
 }
@@ -28,6 +31,8 @@ export interface LayerFactors {
   scaleW?: number[];
   weightBits?: number;
   actBits?: number;
+  /** NUQ centres from the record; each int8 code is replaced by its nearest centre. */
+  cluster?: number[];
 }
 
 export function planLayer(layer: string, node: Node, f: LayerFactors): LayerQuantPlan {
@@ -40,7 +45,10 @@ export function planLayer(layer: string, node: Node, f: LayerFactors): LayerQuan
   const axis = weightChannelAxis(node);
   const scaleW = Float32Array.from(f.scaleW);
   const bits = f.weightBits ?? 8;
-  plan.weight = { quantized: quantizeWeights(w.toFloat32(), w.dims, axis, scaleW, bits), scaleW, bits, axis };
+  const codes = quantizeWeights(w.toFloat32(), w.dims, axis, scaleW, bits);
+  // NUQ only remaps codes: scale_w, and so the int32 bias and deq_scale, stay those of ARQ.
+  const quantized = f.cluster?.length ? applyNuq(codes, f.cluster) : codes;
+  plan.weight = { quantized, scaleW, bits, axis, ...(f.cluster?.length ? { cluster: [...f.cluster] } : {}) };
   const b = node.constantInput(2);
   if (b) plan.bias = quantizeBias(b.toFloat32(), f.scaleD, scaleW, layer);
   return plan;

@@ -380,9 +380,15 @@ class CaffeWriter {
     const picked: (Value | undefined)[] = origBottoms.map((b) => {
       const cands = ext.filter((_, i) => best[i] === b);
       // several values stand for one bottom (Flatten reads the float blob, Gemm its quantized
-      // form): the layer reads the one that went through amct layers
+      // form): the layer reads the one an amct pre-operator made (the float blob itself may
+      // come from an amct layer too: the DeQuant of the layer before)
       return (
-        cands.find((x) => x.producer && this.unitOf.get(x.producer)?.kind === 'amct') ?? cands[0]
+        cands.find(
+          (x) =>
+            x.producer &&
+            this.unitOf.get(x.producer)?.kind === 'amct' &&
+            PRE_OPS.has(x.producer.opType),
+        ) ?? cands[0]
       );
     });
     const rest = ext.filter((_, i) => best[i] === undefined);

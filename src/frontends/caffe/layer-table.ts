@@ -30,6 +30,8 @@ import { lowerSlice } from './layers/slice';
 import { lowerSoftmax } from './layers/softmax';
 import { lowerSplit } from './layers/split';
 import { lowerTanH } from './layers/tanh';
+import { lowerAccuracy, lowerSoftmaxWithLoss } from './layers/loss';
+import { lowerRetrainQuantLayer, lowerSearchNLayer } from './layers/retrain';
 
 /** The Caffe layer types amct-ts imports, by V2 type name. */
 export const LAYER_TABLE: Readonly<Record<string, LayerLowering>> = {
@@ -70,6 +72,11 @@ export const LAYER_TABLE: Readonly<Record<string, LayerLowering>> = {
   Quant: lowerQuantLayer,
   DeQuant: lowerDeQuantLayer,
   AntiQuant: lowerAntiQuantLayer,
+  // training nets and the retrain (QAT) modified model
+  SoftmaxWithLoss: lowerSoftmaxWithLoss,
+  Accuracy: lowerAccuracy,
+  RetrainQuant: lowerRetrainQuantLayer,
+  SearchN: lowerSearchNLayer,
 };
 
 /** Layer types whose tops are graph inputs. */

@@ -1,0 +1,383 @@
+/**
+ * `npx tsx bench/decomposition.ts [--quick] [--no-resnet]`: the tensor decomposition figures of
+ * issue 7, measured in one run.
+ *   1. per model and method: parameters and conv MACs before/after, ORT latency before/after
+ *      (median ms at 1 thread, the two models interleaved), decomposition time;
+ *   2. fidelity against the original on ORT: SqueezeNet top-5 of the six fixture images and the
+ *      cosine of the probabilities; UltraFace `scores` cosine on the four face images;
+ *   3. the time of one decomposition of ResNet-50's largest eligible layer (res5 3x3, 512 -> 512:
+ *      the spectrum of a 1536x1536 matrix).
+ * SqueezeNet is decomposed from its fp16 file and measured as its FP32 upcast. ResNet-50 has no
+ * published weights here: it gets He-uniform random ones, so its fidelity is not meaningful, only
+ * its structure, cost and latency.
+ * Writes bench/results/decomposition.json and bench/results/decomposition.md.
+ */
+import * as fs from 'fs';
+import type { NdArray } from 'ndarray';
+import ndarray from 'ndarray';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import * as amct from '../src';
+import { modelCost } from '../src/decomposition/cost';
+import { decomposeTwoLayer } from '../src/decomposition/decompose-conv';
+import { saveCaffeModel } from '../src/frontends/caffe/export';
+import { loadModel } from '../src/frontends/load';
+import { exportOnnx } from '../src/frontends/onnx/export';
+import { Tensor, type Model } from '../src/ir';
+import { upcastFp16Pass } from '../src/passes/upcast-fp16';
+import type { DecomposeOptions } from '../src/passes/tensor-decomposition';
+import { compareTensors } from '../src/report/layer-error';
+import { writeFileAtomic } from '../src/util/fs';
+import { faceImages, fixture, SQUEEZENET_ONNX, squeezenetImages, ULTRAFACE_ONNX } from './common';
+
+const QUICK = process.argv.includes('--quick');
+const RESNET = !process.argv.includes('--no-resnet');
+const OUT = path.join(__dirname, 'results');
+
+interface Row {
+  model: string;
+  method: string;
+  decomposed: string[];
+  paramsBefore: number;
+  paramsAfter: number;
+  macsBefore: number;
+  macsAfter: number;
+  latencyBeforeMs: number;
+  latencyAfterMs: number;
+  latencyRatio: number;
+  decomposeSeconds: number;
+  fidelity: string;
+  fidelityDetail: unknown;
+}
+
+function loadFp32(file: string, weights: string | null = null): Model {
+  const m = loadModel(file, weights);
+  upcastFp16Pass.run(m, {});
+  return m;
+}
+
+async function median(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  runs: number,
+): Promise<number> {
+  for (let i = 0; i < 3; i++) await session.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await session.run(feeds);
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+/**
+ * Latency of both models at 1 thread: medians over 5 interleaved rounds, the smallest round kept
+ * for each model (other processes on a shared machine only ever add time).
+ */
+async function latency(
+  a: Model,
+  b: Model,
+  input: string,
+  dims: number[],
+): Promise<[number, number]> {
+  const opts = {
+    graphOptimizationLevel: 'all' as const,
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+  };
+  const sa = await ort.InferenceSession.create(exportOnnx(a), opts);
+  const sb = await ort.InferenceSession.create(exportOnnx(b), opts);
+  const n = dims.reduce((x, y) => x * y, 1);
+  const x = Float32Array.from({ length: n }, (_, i) => (Math.sin(i) + 1) * 0.5);
+  const feeds = { [input]: new ort.Tensor('float32', x, dims) };
+  const runs = QUICK ? 8 : 30;
+  let ta = Infinity;
+  let tb = Infinity;
+  for (let r = 0; r < 5; r++) {
+    ta = Math.min(ta, await median(sa, feeds, runs));
+    tb = Math.min(tb, await median(sb, feeds, runs));
+  }
+  await sa.release();
+  await sb.release();
+  return [ta, tb];
+}
+
+async function outputs(
+  model: Model,
+  input: string,
+  output: string,
+  xs: NdArray<Float32Array>[],
+): Promise<Float32Array[]> {
+  const net = await amct.Net.fromModel(model);
+  const out: Float32Array[] = [];
+  for (const x of xs) out.push((await net.forward({ [input]: x }))[output]!.data as Float32Array);
+  return out;
+}
+
+function top5(p: Float32Array): number[] {
+  return Array.from(p.keys())
+    .sort((a, b) => p[b]! - p[a]!)
+    .slice(0, 5);
+}
+
+async function row(
+  model: string,
+  method: string,
+  original: Model,
+  decomposed: Model,
+  changes: Record<string, string[]>,
+  seconds: number,
+  input: string,
+  dims: number[],
+  fidelity: () => Promise<{ text: string; detail: unknown }>,
+): Promise<Row> {
+  const [ca, cb] = [await modelCost(original), await modelCost(decomposed)];
+  const [la, lb] = await latency(original, decomposed, input, dims);
+  const f = await fidelity();
+  const r: Row = {
+    model,
+    method,
+    decomposed: Object.keys(changes),
+    paramsBefore: ca.params,
+    paramsAfter: cb.params,
+    macsBefore: ca.macs,
+    macsAfter: cb.macs,
+    latencyBeforeMs: la,
+    latencyAfterMs: lb,
+    latencyRatio: lb / la,
+    decomposeSeconds: seconds,
+    fidelity: f.text,
+    fidelityDetail: f.detail,
+  };
+  console.log(JSON.stringify({ ...r, fidelityDetail: undefined }));
+  return r;
+}
+
+async function squeezenet(dir: string): Promise<Row[]> {
+  const variants: [string, DecomposeOptions][] = [
+    ['two-layer, AMCT rank (32 of 192)', {}],
+    ['two-layer, rank 96', { ranks: { Conv_51: 96, Conv_58: 96 } }],
+    ['two-layer, rank 144', { ranks: { Conv_51: 144, Conv_58: 144 } }],
+    ['tucker2, EVBMF ranks', { method: 'tucker2' }],
+  ];
+  const images = squeezenetImages();
+  const original = loadFp32(SQUEEZENET_ONNX);
+  const ref = await outputs(original, 'data_0', 'softmaxout_1', images);
+  const rows: Row[] = [];
+  for (const [i, [method, opts]] of variants.entries()) {
+    const file = path.join(dir, `squeezenet_${i}.onnx`);
+    const t = performance.now();
+    const changes = amct.onnx.tensorDecompose.autoDecomposition(SQUEEZENET_ONNX, file, null, opts);
+    const seconds = (performance.now() - t) / 1000;
+    const dec = loadFp32(file);
+    rows.push(
+      await row(
+        'SqueezeNet 1.1 (fp16 file, FP32 run)',
+        method,
+        original,
+        dec,
+        changes,
+        seconds,
+        'data_0',
+        [1, 3, 224, 224],
+        async () => {
+          const got = await outputs(dec, 'data_0', 'softmaxout_1', images);
+          const detail = got.map((p, k) => ({
+            top5Same: top5(p).join() === top5(ref[k]!).join(),
+            top1Same: top5(p)[0] === top5(ref[k]!)[0],
+            cosine: compareTensors(ref[k]!, p).cosine,
+          }));
+          const same = detail.filter((d) => d.top5Same).length;
+          const top1 = detail.filter((d) => d.top1Same).length;
+          const cos = detail.map((d) => d.cosine);
+          return {
+            text: `top-5 same ${same}/${images.length}, top-1 same ${top1}/${images.length}, cosine min ${Math.min(...cos).toFixed(4)} mean ${(cos.reduce((s, c) => s + c, 0) / cos.length).toFixed(4)}`,
+            detail,
+          };
+        },
+      ),
+    );
+  }
+  return rows;
+}
+
+async function ultraface(dir: string): Promise<Row[]> {
+  const images = faceImages();
+  const original = loadModel(ULTRAFACE_ONNX, null);
+  const ref = await outputs(original, 'input', 'scores', images);
+  const rows: Row[] = [];
+  for (const [method, opts] of [
+    ['two-layer, AMCT rules', {}],
+    ['tucker2, EVBMF ranks', { method: 'tucker2' }],
+  ] as [string, DecomposeOptions][]) {
+    const file = path.join(dir, `ultraface_${rows.length}.onnx`);
+    const t = performance.now();
+    const changes = amct.onnx.tensorDecompose.autoDecomposition(ULTRAFACE_ONNX, file, null, opts);
+    const seconds = (performance.now() - t) / 1000;
+    const dec = loadModel(file, null);
+    rows.push(
+      await row(
+        'UltraFace RFB-320',
+        method,
+        original,
+        dec,
+        changes,
+        seconds,
+        'input',
+        [1, 3, 240, 320],
+        async () => {
+          const got = await outputs(dec, 'input', 'scores', images);
+          const cos = got.map((p, k) => compareTensors(ref[k]!, p).cosine);
+          return { text: `scores cosine min ${Math.min(...cos).toFixed(6)}`, detail: cos };
+        },
+      ),
+    );
+  }
+  return rows;
+}
+
+/** ResNet-50's prototxt with He-uniform random weights, written as prototxt + caffemodel. */
+function resnetWithRandomWeights(dir: string): { model: string; weights: string } {
+  const m = loadModel(fixture('caffe/resnet/ResNet-50-deploy.prototxt'), null, {
+    allowMissingWeights: true,
+  });
+  let x = 12345;
+  const uniform = (): number => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 4294967296;
+  };
+  for (const n of m.graph.nodes) {
+    if (n.opType !== 'Conv' && n.opType !== 'Gemm') continue;
+    const w = n.input(1)!;
+    const t = w.constant!;
+    const a = Math.sqrt(6 / (t.size / t.dims[0]!));
+    w.constant = new Tensor(
+      'float32',
+      t.dims,
+      Float32Array.from({ length: t.size }, () => (2 * uniform() - 1) * a),
+    );
+  }
+  const model = path.join(dir, 'resnet50.prototxt');
+  const weights = path.join(dir, 'resnet50.caffemodel');
+  saveCaffeModel(m, model, weights);
+  return { model, weights };
+}
+
+async function resnet(dir: string): Promise<Row[]> {
+  const src = resnetWithRandomWeights(dir);
+  const t = performance.now();
+  const changes = amct.tensorDecompose.autoDecomposition(
+    src.model,
+    src.weights,
+    path.join(dir, 'resnet50_td.prototxt'),
+    path.join(dir, 'resnet50_td.caffemodel'),
+  );
+  const seconds = (performance.now() - t) / 1000;
+  const original = loadModel(src.model, src.weights);
+  const dec = loadModel(
+    path.join(dir, 'resnet50_td.prototxt'),
+    path.join(dir, 'resnet50_td.caffemodel'),
+  );
+  const x = ndarray(
+    Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => ((i * 7919) % 255) - 127),
+    [1, 3, 224, 224],
+  );
+  return [
+    await row(
+      'ResNet-50 (random weights)',
+      'two-layer, AMCT rank',
+      original,
+      dec,
+      changes,
+      seconds,
+      'data',
+      [1, 3, 224, 224],
+      async () => {
+        const [a] = await outputs(original, 'data', 'prob', [x]);
+        const [b] = await outputs(dec, 'data', 'prob', [x]);
+        return {
+          text: `prob cosine ${compareTensors(a!, b!).cosine.toFixed(4)} (random weights: not a fidelity figure)`,
+          detail: null,
+        };
+      },
+    ),
+  ];
+}
+
+/** One decomposition of a 512 -> 512 3x3 weight (ResNet-50 res5 branch2b): L = M = 1536. */
+function largestLayerTiming(): { seconds: number; rank: number; cpuSeconds: number } {
+  let x = 7;
+  const w = Float32Array.from({ length: 512 * 512 * 9 }, () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x / 4294967296 - 0.5;
+  });
+  const c0 = process.cpuUsage();
+  const t = performance.now();
+  const r = decomposeTwoLayer(w, [512, 512, 3, 3], 'SCFK');
+  const seconds = (performance.now() - t) / 1000;
+  const c = process.cpuUsage(c0);
+  return { seconds, rank: r.rank, cpuSeconds: (c.user + c.system) / 1e6 };
+}
+
+function fmtInt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function markdown(
+  rows: Row[],
+  timing: { seconds: number; rank: number; cpuSeconds: number },
+  machine: string,
+): string {
+  const lines = [
+    `# Tensor decomposition benchmark (${new Date().toISOString().slice(0, 10)}, ${machine})`,
+    '',
+    'Latency: ORT, 1 thread, batch 1; per model the smallest of 5 interleaved medians. Ratio = after / before (below 1 is faster).',
+    'MACs count Conv, Gemm and MatMul. SqueezeNet is decomposed from its fp16 file and run as its FP32 upcast.',
+    '',
+    '| model | method | layers decomposed | params before | params after | MACs before | MACs after | latency before ms | latency after ms | ratio | decompose s | fidelity |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.model} | ${r.method} | ${r.decomposed.length} | ${fmtInt(r.paramsBefore)} | ${fmtInt(r.paramsAfter)} | ${fmtInt(r.macsBefore)} | ${fmtInt(r.macsAfter)} | ${r.latencyBeforeMs.toFixed(2)} | ${r.latencyAfterMs.toFixed(2)} | ${r.latencyRatio.toFixed(3)} | ${r.decomposeSeconds.toFixed(1)} | ${r.fidelity} |`,
+    ),
+    '',
+    `Largest ResNet-50 layer (res5 branch2b, 512 -> 512 3x3; spectrum of a 1536x1536 matrix, ${timing.rank} vectors kept): ${timing.seconds.toFixed(1)} s wall, ${timing.cpuSeconds.toFixed(1)} s CPU, in plain TypeScript over Float64Array.`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  amct.logger.setLevel('WARNING');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amct-bench-td-'));
+  try {
+    const rows = [
+      ...(await squeezenet(dir)),
+      ...(await ultraface(dir)),
+      ...(RESNET ? await resnet(dir) : []),
+    ];
+    const timing = largestLayerTiming();
+    console.log(JSON.stringify({ largestLayer: timing }));
+    const machine = `${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${os.cpus().length} cores`;
+    fs.mkdirSync(OUT, { recursive: true });
+    writeFileAtomic(
+      path.join(OUT, 'decomposition.json'),
+      JSON.stringify(
+        { date: new Date().toISOString(), machine, quick: QUICK, rows, largestLayer: timing },
+        null,
+        2,
+      ) + '\n',
+    );
+    writeFileAtomic(path.join(OUT, 'decomposition.md'), markdown(rows, timing, machine));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
