@@ -4,13 +4,17 @@ import * as path from 'path';
 import ndarray, { type NdArray } from 'ndarray';
 import * as amct from '../src';
 
-export const FIXTURES = process.env.AMCT_FIXTURES ?? path.resolve(__dirname, '../../shared/fixtures');
+export const FIXTURES =
+  process.env.AMCT_FIXTURES ?? path.resolve(__dirname, '../../shared/fixtures');
 export const fixture = (...p: string[]): string => path.join(FIXTURES, ...p);
 
 export const ULTRAFACE_ONNX = fixture('onnx/ultraface/version-RFB-320_simplified.onnx');
 export const SQUEEZENET_ONNX = fixture('onnx/squeezenet_fp16/SqueezeNet_fp16.onnx');
 export const MNIST_ONNX = fixture('onnx/mnist/mnist-8.onnx');
-export const LENET = [fixture('caffe/lenet_mnist/lenet.prototxt'), fixture('caffe/lenet_mnist/lenet_iter_10000.caffemodel')] as const;
+export const LENET = [
+  fixture('caffe/lenet_mnist/lenet.prototxt'),
+  fixture('caffe/lenet_mnist/lenet_iter_10000.caffemodel'),
+] as const;
 
 /** The four face images, UltraFace preprocessing (RGB 320x240, (x - 127) / 128). */
 export function faceImages(): NdArray<Float32Array>[] {
@@ -25,7 +29,16 @@ export function faceImages(): NdArray<Float32Array>[] {
 /** SqueezeNet inputs: WinML's fish / kitten tensors and four ImageNet-like photos, raw 0..255. */
 export function squeezenetImages(): NdArray<Float32Array>[] {
   const csv = (f: string) =>
-    ndarray(Float32Array.from(fs.readFileSync(f, 'utf8').split(/[,\s]+/).filter(Boolean).map(Number)), [1, 3, 224, 224]);
+    ndarray(
+      Float32Array.from(
+        fs
+          .readFileSync(f, 'utf8')
+          .split(/[,\s]+/)
+          .filter(Boolean)
+          .map(Number),
+      ),
+      [1, 3, 224, 224],
+    );
   return [
     csv(fixture('onnx/squeezenet_fp16/fish.csv')),
     csv(fixture('onnx/squeezenet_fp16/kitten_224.csv')),
@@ -46,7 +59,12 @@ export function loadMnist(): Mnist {
   return { images: images.data as Uint8Array, labels: labels.data as Uint8Array };
 }
 
-export function mnistBatch(m: Mnist, start: number, end: number, scale: number): NdArray<Float32Array> {
+export function mnistBatch(
+  m: Mnist,
+  start: number,
+  end: number,
+  scale: number,
+): NdArray<Float32Array> {
   const out = new Float32Array((end - start) * 784);
   for (let i = 0; i < out.length; i++) out[i] = m.images[start * 784 + i]! * scale;
   return ndarray(out, [end - start, 1, 28, 28]);
@@ -69,5 +87,10 @@ export async function quantizeOnnx(
   const net = await amct.Net.create(modified);
   for (const x of calib) await net.forward({ [input]: x });
   await amct.onnx.saveModel(modified, record, path.join(dir, 'q'));
-  return { fake: path.join(dir, 'q_fake_quant_model.onnx'), deploy: path.join(dir, 'q_deploy_model.onnx'), modified, record };
+  return {
+    fake: path.join(dir, 'q_fake_quant_model.onnx'),
+    deploy: path.join(dir, 'q_deploy_model.onnx'),
+    modified,
+    record,
+  };
 }

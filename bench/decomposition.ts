@@ -46,6 +46,9 @@ interface Row {
   latencyBeforeMs: number;
   latencyAfterMs: number;
   latencyRatio: number;
+  cpuBeforeMs: number;
+  cpuAfterMs: number;
+  cpuRatio: number;
   decomposeSeconds: number;
   fidelity: string;
   fidelityDetail: unknown;
@@ -57,32 +60,39 @@ function loadFp32(file: string, weights: string | null = null): Model {
   return m;
 }
 
+/** Median wall and CPU ms of `runs` inferences (after 3 warm-up runs). */
 async function median(
   session: ort.InferenceSession,
   feeds: Record<string, ort.Tensor>,
   runs: number,
-): Promise<number> {
+): Promise<{ wall: number; cpu: number }> {
   for (let i = 0; i < 3; i++) await session.run(feeds);
-  const times: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < runs; i++) {
+    const c = process.cpuUsage();
     const t = performance.now();
     await session.run(feeds);
-    times.push(performance.now() - t);
+    wall.push(performance.now() - t);
+    const d = process.cpuUsage(c);
+    cpu.push((d.user + d.system) / 1000);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  const mid = (a: number[]): number => a.sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  return { wall: mid(wall), cpu: mid(cpu) };
 }
 
 /**
  * Latency of both models at 1 thread: medians over 5 interleaved rounds, the smallest round kept
- * for each model (other processes on a shared machine only ever add time).
+ * for each model (other processes on a shared machine only ever add time). CPU time of the
+ * process per inference is reported beside wall time: with one ORT thread it is the inference's
+ * own work, far less disturbed by other processes than the wall clock.
  */
 async function latency(
   a: Model,
   b: Model,
   input: string,
   dims: number[],
-): Promise<[number, number]> {
+): Promise<{ wall: [number, number]; cpu: [number, number] }> {
   const opts = {
     graphOptimizationLevel: 'all' as const,
     intraOpNumThreads: 1,
@@ -94,15 +104,18 @@ async function latency(
   const x = Float32Array.from({ length: n }, (_, i) => (Math.sin(i) + 1) * 0.5);
   const feeds = { [input]: new ort.Tensor('float32', x, dims) };
   const runs = QUICK ? 8 : 30;
-  let ta = Infinity;
-  let tb = Infinity;
+  const wall: [number, number] = [Infinity, Infinity];
+  const cpu: [number, number] = [Infinity, Infinity];
   for (let r = 0; r < 5; r++) {
-    ta = Math.min(ta, await median(sa, feeds, runs));
-    tb = Math.min(tb, await median(sb, feeds, runs));
+    for (const [i, s] of [sa, sb].entries()) {
+      const m = await median(s, feeds, runs);
+      wall[i] = Math.min(wall[i]!, m.wall);
+      cpu[i] = Math.min(cpu[i]!, m.cpu);
+    }
   }
   await sa.release();
   await sb.release();
-  return [ta, tb];
+  return { wall, cpu };
 }
 
 async function outputs(
@@ -135,7 +148,9 @@ async function row(
   fidelity: () => Promise<{ text: string; detail: unknown }>,
 ): Promise<Row> {
   const [ca, cb] = [await modelCost(original), await modelCost(decomposed)];
-  const [la, lb] = await latency(original, decomposed, input, dims);
+  const lat = await latency(original, decomposed, input, dims);
+  const [la, lb] = lat.wall;
+  const [ca0, cb0] = lat.cpu;
   const f = await fidelity();
   const r: Row = {
     model,
@@ -148,6 +163,9 @@ async function row(
     latencyBeforeMs: la,
     latencyAfterMs: lb,
     latencyRatio: lb / la,
+    cpuBeforeMs: ca0,
+    cpuAfterMs: cb0,
+    cpuRatio: cb0 / ca0,
     decomposeSeconds: seconds,
     fidelity: f.text,
     fidelityDetail: f.detail,
@@ -334,14 +352,14 @@ function markdown(
   const lines = [
     `# Tensor decomposition benchmark (${new Date().toISOString().slice(0, 10)}, ${machine})`,
     '',
-    'Latency: ORT, 1 thread, batch 1; per model the smallest of 5 interleaved medians. Ratio = after / before (below 1 is faster).',
+    'Latency: ORT, 1 thread, batch 1; per model the smallest of 5 interleaved medians, wall clock and process CPU time (CPU is the steadier figure on a shared machine). Ratios = after / before (below 1 is faster).',
     'MACs count Conv, Gemm and MatMul. SqueezeNet is decomposed from its fp16 file and run as its FP32 upcast.',
     '',
-    '| model | method | layers decomposed | params before | params after | MACs before | MACs after | latency before ms | latency after ms | ratio | decompose s | fidelity |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| model | method | layers decomposed | params before | params after | MACs before | MACs after | wall ms before | wall ms after | wall ratio | CPU ms before | CPU ms after | CPU ratio | decompose s | fidelity |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.model} | ${r.method} | ${r.decomposed.length} | ${fmtInt(r.paramsBefore)} | ${fmtInt(r.paramsAfter)} | ${fmtInt(r.macsBefore)} | ${fmtInt(r.macsAfter)} | ${r.latencyBeforeMs.toFixed(2)} | ${r.latencyAfterMs.toFixed(2)} | ${r.latencyRatio.toFixed(3)} | ${r.decomposeSeconds.toFixed(1)} | ${r.fidelity} |`,
+        `| ${r.model} | ${r.method} | ${r.decomposed.length} | ${fmtInt(r.paramsBefore)} | ${fmtInt(r.paramsAfter)} | ${fmtInt(r.macsBefore)} | ${fmtInt(r.macsAfter)} | ${r.latencyBeforeMs.toFixed(2)} | ${r.latencyAfterMs.toFixed(2)} | ${r.latencyRatio.toFixed(3)} | ${r.cpuBeforeMs.toFixed(2)} | ${r.cpuAfterMs.toFixed(2)} | ${r.cpuRatio.toFixed(3)} | ${r.decomposeSeconds.toFixed(1)} | ${r.fidelity} |`,
     ),
     '',
     `Largest ResNet-50 layer (res5 branch2b, 512 -> 512 3x3; spectrum of a 1536x1536 matrix, ${timing.rank} vectors kept): ${timing.seconds.toFixed(1)} s wall, ${timing.cpuSeconds.toFixed(1)} s CPU, in plain TypeScript over Float64Array.`,

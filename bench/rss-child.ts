@@ -19,14 +19,23 @@ async function main(): Promise<void> {
   const modified = path.join(dir, 'modified.onnx');
   const record = path.join(dir, 'record.txt');
   amct.onnx.createQuantConfig(config, ULTRAFACE_ONNX, [], batchNum);
-  await amct.onnx.quantizeModel(config, ULTRAFACE_ONNX, modified, record, { calibrationMode: mode });
+  await amct.onnx.quantizeModel(config, ULTRAFACE_ONNX, modified, record, {
+    calibrationMode: mode,
+  });
   const net = await amct.Net.create(modified);
   await net.forward({ input: images[0]! }); // warm: session and buffers exist before the baseline
   const baseline = process.memoryUsage().rss;
   for (let i = 1; i < batchNum; i++) await net.forward({ input: images[i % images.length]! });
   const maxRss = process.resourceUsage().maxRSS * 1024;
   fs.rmSync(dir, { recursive: true, force: true });
-  console.log(JSON.stringify({ batchNum, mode, maxRssMiB: maxRss / 2 ** 20, baselineMiB: baseline / 2 ** 20 }));
+  console.log(
+    JSON.stringify({
+      batchNum,
+      mode,
+      maxRssMiB: maxRss / 2 ** 20,
+      baselineMiB: baseline / 2 ** 20,
+    }),
+  );
 }
 
 main().catch((e) => {

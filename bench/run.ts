@@ -44,7 +44,14 @@ interface Accuracy {
   agreement: number;
 }
 
-async function top1(file: string, input: string, output: string, scale: number, batch: number, optimize: boolean) {
+async function top1(
+  file: string,
+  input: string,
+  output: string,
+  scale: number,
+  batch: number,
+  optimize: boolean,
+) {
   const m = loadMnist();
   const session = await ort.InferenceSession.create(fs.readFileSync(file), {
     graphOptimizationLevel: optimize ? 'all' : 'disabled',
@@ -80,7 +87,14 @@ async function accuracyMnist8(): Promise<{ acc: Accuracy; fake: string }> {
   const int8 = await top1(q.fake, 'Input3', 'Plus214_Output_0', 1, 1, true);
   const sim = await top1(q.fake, 'Input3', 'Plus214_Output_0', 1, 1, false);
   return {
-    acc: { model: 'mnist-8 (ONNX)', split: 'MNIST test 1000..9999', fp32: fp.acc, int8Ort: int8.acc, int8Simulated: sim.acc, agreement: agreement(int8.pred, sim.pred) },
+    acc: {
+      model: 'mnist-8 (ONNX)',
+      split: 'MNIST test 1000..9999',
+      fp32: fp.acc,
+      int8Ort: int8.acc,
+      int8Simulated: sim.acc,
+      agreement: agreement(int8.pred, sim.pred),
+    },
     fake: q.fake,
   };
 }
@@ -93,10 +107,18 @@ async function accuracyLenet(): Promise<{ acc: Accuracy; fake: string; fp32Onnx:
   const record = path.join(dir, 'record.txt');
   amct.createQuantConfig(config, prototxt, caffemodel, [], 2);
   const graph = await amct.init(config, prototxt, caffemodel, record);
-  await amct.quantizeModel(graph, path.join(dir, 'modified.prototxt'), path.join(dir, 'modified.caffemodel'));
-  const net = await amct.Net.create(path.join(dir, 'modified.prototxt'), path.join(dir, 'modified.caffemodel'));
+  await amct.quantizeModel(
+    graph,
+    path.join(dir, 'modified.prototxt'),
+    path.join(dir, 'modified.caffemodel'),
+  );
+  const net = await amct.Net.create(
+    path.join(dir, 'modified.prototxt'),
+    path.join(dir, 'modified.caffemodel'),
+  );
   const m = loadMnist();
-  for (let i = 0; i < 2; i++) await net.forward({ data: mnistBatch(m, i * 100, (i + 1) * 100, 1 / 256) });
+  for (let i = 0; i < 2; i++)
+    await net.forward({ data: mnistBatch(m, i * 100, (i + 1) * 100, 1 / 256) });
   await amct.saveModel(graph, 'Both', path.join(dir, 'q'));
   const fp32Onnx = path.join(dir, 'lenet_fp32.onnx');
   amct.caffe2onnx(prototxt, caffemodel, fp32Onnx);
@@ -105,7 +127,14 @@ async function accuracyLenet(): Promise<{ acc: Accuracy; fake: string; fp32Onnx:
   const int8 = await top1(fake, 'data', 'prob', 1 / 256, 1000, true);
   const sim = await top1(fake, 'data', 'prob', 1 / 256, 1000, false);
   return {
-    acc: { model: 'LeNet (Caffe)', split: 'MNIST test 1000..9999', fp32: fp.acc, int8Ort: int8.acc, int8Simulated: sim.acc, agreement: agreement(int8.pred, sim.pred) },
+    acc: {
+      model: 'LeNet (Caffe)',
+      split: 'MNIST test 1000..9999',
+      fp32: fp.acc,
+      int8Ort: int8.acc,
+      int8Simulated: sim.acc,
+      agreement: agreement(int8.pred, sim.pred),
+    },
     fake,
     fp32Onnx,
   };
@@ -142,7 +171,14 @@ async function loweringOverhead(): Promise<Record<string, unknown>> {
     caffeMs += await timeIt(() => net.forward({ input: x }));
     onnxMs += await timeIt(() => session.run(feeds));
   }
-  return { model: 'UltraFace RFB-320', loadCaffeMs, loadOnnxMs, forwardCaffeMs: caffeMs / 3, forwardOnnxMs: onnxMs / 3, ratio: caffeMs / onnxMs };
+  return {
+    model: 'UltraFace RFB-320',
+    loadCaffeMs,
+    loadOnnxMs,
+    forwardCaffeMs: caffeMs / 3,
+    forwardOnnxMs: onnxMs / 3,
+    ratio: caffeMs / onnxMs,
+  };
 }
 
 /** Calibration forwards (modified model, taps) vs the same forwards of the original model. */
@@ -154,7 +190,12 @@ async function calibrationOverhead(): Promise<Record<string, unknown>[]> {
   const dir = path.join(WORK, 'overhead');
   fs.mkdirSync(dir, { recursive: true });
   amct.onnx.createQuantConfig(path.join(dir, 'config.json'), ULTRAFACE_ONNX, [], forwards);
-  await amct.onnx.quantizeModel(path.join(dir, 'config.json'), ULTRAFACE_ONNX, path.join(dir, 'mod.onnx'), path.join(dir, 'record.txt'));
+  await amct.onnx.quantizeModel(
+    path.join(dir, 'config.json'),
+    ULTRAFACE_ONNX,
+    path.join(dir, 'mod.onnx'),
+    path.join(dir, 'record.txt'),
+  );
   const plain = await amct.Net.create(ULTRAFACE_ONNX);
   await plain.forward({ input: feeds[0]! });
   let t = performance.now();
@@ -164,7 +205,13 @@ async function calibrationOverhead(): Promise<Record<string, unknown>[]> {
   t = performance.now();
   for (const x of feeds) await calib.forward({ input: x });
   const calibMs = performance.now() - t;
-  rows.push({ model: 'UltraFace RFB-320', forwards, plainMs, calibrationMs: calibMs, ratio: calibMs / plainMs });
+  rows.push({
+    model: 'UltraFace RFB-320',
+    forwards,
+    plainMs,
+    calibrationMs: calibMs,
+    ratio: calibMs / plainMs,
+  });
   return rows;
 }
 
@@ -179,14 +226,20 @@ function peakRss(): Record<string, unknown>[] {
     [32, 'exact'],
   ];
   for (const [n, mode] of runs) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', child, String(n), mode], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--import', 'tsx', child, String(n), mode], {
+      encoding: 'utf8',
+    });
     const line = out.trim().split('\n').pop()!;
     rows.push(JSON.parse(line) as Record<string, unknown>);
   }
   return rows;
 }
 
-async function median(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number): Promise<number> {
+async function median(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  runs: number,
+): Promise<number> {
   for (let i = 0; i < 3; i++) await session.run(feeds);
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -198,11 +251,17 @@ async function median(session: ort.InferenceSession, feeds: Record<string, ort.T
   return times[Math.floor(times.length / 2)]!;
 }
 
-async function latency(models: { name: string; fp32: string; int8: string; input: string; dims: number[] }[]) {
+async function latency(
+  models: { name: string; fp32: string; int8: string; input: string; dims: number[] }[],
+) {
   const rows: Record<string, unknown>[] = [];
   for (const m of models) {
     for (const threads of [1, 2]) {
-      const opts = { graphOptimizationLevel: 'all' as const, intraOpNumThreads: threads, interOpNumThreads: 1 };
+      const opts = {
+        graphOptimizationLevel: 'all' as const,
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+      };
       const fp = await ort.InferenceSession.create(fs.readFileSync(m.fp32), opts);
       const q = await ort.InferenceSession.create(fs.readFileSync(m.int8), opts);
       const n = m.dims.reduce((a, b) => a * b, 1);
@@ -251,19 +310,53 @@ async function main(): Promise<void> {
   upcastFp16Pass.run(up, {});
   saveOnnxModel(up, sqFp32);
   const sq = await quantizeOnnx(SQUEEZENET_ONNX, 'data_0', squeezenetImages(), sqDir);
-  const uf = await quantizeOnnx(ULTRAFACE_ONNX, 'input', faceImages(), path.join(WORK, 'ultraface'));
+  const uf = await quantizeOnnx(
+    ULTRAFACE_ONNX,
+    'input',
+    faceImages(),
+    path.join(WORK, 'ultraface'),
+  );
   const latencyModels = [
-    { name: 'SqueezeNet 1.0 (fp16 upcast to FP32)', fp32: sqFp32, int8: sq.fake, input: 'data_0', dims: [1, 3, 224, 224] },
-    { name: 'UltraFace RFB-320', fp32: ULTRAFACE_ONNX, int8: uf.fake, input: 'input', dims: [1, 3, 240, 320] },
+    {
+      name: 'SqueezeNet 1.0 (fp16 upcast to FP32)',
+      fp32: sqFp32,
+      int8: sq.fake,
+      input: 'data_0',
+      dims: [1, 3, 224, 224],
+    },
+    {
+      name: 'UltraFace RFB-320',
+      fp32: ULTRAFACE_ONNX,
+      int8: uf.fake,
+      input: 'input',
+      dims: [1, 3, 240, 320],
+    },
     lenet
-      ? { name: 'LeNet (Caffe, batch 64)', fp32: lenet.fp32Onnx, int8: lenet.fake, input: 'data', dims: [64, 1, 28, 28] }
-      : { name: 'mnist-8', fp32: MNIST_ONNX, int8: mnist.fake, input: 'Input3', dims: [1, 1, 28, 28] },
+      ? {
+          name: 'LeNet (Caffe, batch 64)',
+          fp32: lenet.fp32Onnx,
+          int8: lenet.fake,
+          input: 'data',
+          dims: [64, 1, 28, 28],
+        }
+      : {
+          name: 'mnist-8',
+          fp32: MNIST_ONNX,
+          int8: mnist.fake,
+          input: 'Input3',
+          dims: [1, 1, 28, 28],
+        },
   ];
   const lat = await latency(latencyModels);
 
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, ort: ort.env.versions?.common },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model,
+      node: process.version,
+      ort: ort.env.versions?.common,
+    },
     lowering,
     accuracy,
     calibrationOverhead: overhead,
@@ -272,7 +365,10 @@ async function main(): Promise<void> {
   };
   fs.writeFileSync(path.join(OUT, 'ptq.json'), JSON.stringify(results, null, 2) + '\n');
 
-  const md: string[] = [`# PTQ benchmark (${results.date.slice(0, 10)}, ${results.machine.model}, ${results.machine.cpus} cores)`, ''];
+  const md: string[] = [
+    `# PTQ benchmark (${results.date.slice(0, 10)}, ${results.machine.model}, ${results.machine.cpus} cores)`,
+    '',
+  ];
   md.push(
     '## Caffe lowering vs the ONNX twin on ORT (goal: forward ratio <= 1.05)',
     '',
@@ -281,14 +377,46 @@ async function main(): Promise<void> {
     `| ${lowering['model']} | ${fmt(lowering['loadCaffeMs'], 0)} | ${fmt(lowering['loadOnnxMs'], 0)} | ${fmt(lowering['forwardCaffeMs'])} | ${fmt(lowering['forwardOnnxMs'])} | ${fmt(lowering['ratio'])} |`,
     '',
   );
-  md.push('## Top-1 (%)', '', '| model | split | FP32 | INT8 (ORT kernels) | INT8 (QDQ simulated) | ORT vs simulation agreement |', '|---|---|---|---|---|---|');
-  for (const a of accuracy) md.push(`| ${a.model} | ${a.split} | ${fmt(a.fp32)} | ${fmt(a.int8Ort)} | ${fmt(a.int8Simulated)} | ${fmt(100 * a.agreement)} % |`);
-  md.push('', '## Calibration time / plain inference time (goal <= 1.5)', '', '| model | forwards | plain ms | calibration ms | ratio |', '|---|---|---|---|---|');
-  for (const r of overhead) md.push(`| ${r['model']} | ${r['forwards']} | ${fmt(r['plainMs'], 0)} | ${fmt(r['calibrationMs'], 0)} | ${fmt(r['ratio'])} |`);
-  md.push('', '## Peak RSS of a calibration, UltraFace (goal: histogram flat within 10 %)', '', '| batch_num | mode | peak RSS MiB |', '|---|---|---|');
+  md.push(
+    '## Top-1 (%)',
+    '',
+    '| model | split | FP32 | INT8 (ORT kernels) | INT8 (QDQ simulated) | ORT vs simulation agreement |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const a of accuracy)
+    md.push(
+      `| ${a.model} | ${a.split} | ${fmt(a.fp32)} | ${fmt(a.int8Ort)} | ${fmt(a.int8Simulated)} | ${fmt(100 * a.agreement)} % |`,
+    );
+  md.push(
+    '',
+    '## Calibration time / plain inference time (goal <= 1.5)',
+    '',
+    '| model | forwards | plain ms | calibration ms | ratio |',
+    '|---|---|---|---|---|',
+  );
+  for (const r of overhead)
+    md.push(
+      `| ${r['model']} | ${r['forwards']} | ${fmt(r['plainMs'], 0)} | ${fmt(r['calibrationMs'], 0)} | ${fmt(r['ratio'])} |`,
+    );
+  md.push(
+    '',
+    '## Peak RSS of a calibration, UltraFace (goal: histogram flat within 10 %)',
+    '',
+    '| batch_num | mode | peak RSS MiB |',
+    '|---|---|---|',
+  );
   for (const r of rss) md.push(`| ${r['batchNum']} | ${r['mode']} | ${fmt(r['maxRssMiB'], 1)} |`);
-  md.push('', '## ORT latency, INT8 vs FP32 (median ms; goal >= 1.2x on SqueezeNet)', '', '| model | threads | FP32 ms | INT8 ms | speed-up |', '|---|---|---|---|---|');
-  for (const r of lat) md.push(`| ${r['model']} | ${r['threads']} | ${fmt(r['fp32Ms'])} | ${fmt(r['int8Ms'])} | ${fmt(r['speedup'])}x |`);
+  md.push(
+    '',
+    '## ORT latency, INT8 vs FP32 (median ms; goal >= 1.2x on SqueezeNet)',
+    '',
+    '| model | threads | FP32 ms | INT8 ms | speed-up |',
+    '|---|---|---|---|---|',
+  );
+  for (const r of lat)
+    md.push(
+      `| ${r['model']} | ${r['threads']} | ${fmt(r['fp32Ms'])} | ${fmt(r['int8Ms'])} | ${fmt(r['speedup'])}x |`,
+    );
   fs.writeFileSync(path.join(OUT, 'ptq.md'), md.join('\n') + '\n');
   console.log(md.join('\n'));
   fs.rmSync(WORK, { recursive: true, force: true });

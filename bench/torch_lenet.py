@@ -51,8 +51,11 @@ def main():
     for _ in range(iterations):
         step()
     dt = time.perf_counter() - t0
+    config = torch.__config__.show()
+    blas = next((f.split("=", 1)[1] for f in config.replace(",", " ").split() if f.startswith("BLAS_INFO=")), "unknown")
     print(json.dumps({
         "torch": torch.__version__,
+        "blas": blas,
         "threads": torch.get_num_threads(),
         "mkldnn": bool(torch.backends.mkldnn.is_available()),
         "iterations": iterations,

@@ -142,7 +142,9 @@ async function main(): Promise<void> {
     ),
     '',
     torchInfo
-      ? `PyTorch ${String(torchInfo.torch)} (Debian python3-torch, mkldnn ${String(torchInfo.mkldnn)}), ${String(torchInfo.threads)} threads.`
+      ? `PyTorch ${String(torchInfo.torch)} from apt (python3-torch), ${String(torchInfo.threads)} threads, oneDNN ${String(torchInfo.mkldnn)}, ` +
+        `BLAS_INFO=${String(torchInfo.blas)}: this build runs its fully connected layers on a generic BLAS, so a PyTorch ` +
+        'wheel with MKL would be faster than the figure here; the ratio is against the PyTorch this machine has.'
       : 'PyTorch: not available (/usr/bin/python3 has no torch).',
     '',
   ].join('\n');

@@ -27,7 +27,11 @@ const EVAL = { input: 'data', output: 'prob', scale: SCALE, batchSize: 1000 };
 const CALIB_BATCH = 100; // images per calibration forward
 
 /** run caffe model forward: `iterations` calibration batches from the first test images */
-async function runCaffeModel(modelFile: string, weightsFile: string, iterations: number): Promise<void> {
+async function runCaffeModel(
+  modelFile: string,
+  weightsFile: string,
+  iterations: number,
+): Promise<void> {
   const net = await amct.Net.create(modelFile, weightsFile);
   const m = loadMnist();
   for (let i = 0; i < iterations; i++) {
@@ -37,7 +41,13 @@ async function runCaffeModel(modelFile: string, weightsFile: string, iterations:
 
 async function evaluate(modelFile: string, weightsFile: string | null, iterations: number) {
   const m = loadMnist();
-  return top1(await amct.Net.create(modelFile, weightsFile), m, 1000, 1000 + 1000 * iterations, EVAL);
+  return top1(
+    await amct.Net.create(modelFile, weightsFile),
+    m,
+    1000,
+    1000 + 1000 * iterations,
+    EVAL,
+  );
 }
 
 export interface Result {
@@ -54,13 +64,24 @@ export async function main(args = new Args()): Promise<Result> {
   fs.mkdirSync(args.outDir, { recursive: true });
   // Run original model without quantize test
   const fp32 = await evaluate(args.modelFile, args.weightsFile, args.iterations);
-  if (args.preTest) console.log(`[INFO] Run ${args.modelName} without quantize success! top-1 ${fp32.accuracy.toFixed(2)} %`);
+  if (args.preTest)
+    console.log(
+      `[INFO] Run ${args.modelName} without quantize success! top-1 ${fp32.accuracy.toFixed(2)} %`,
+    );
 
   // Generate quantize configurations
   const configJsonFile = path.join(args.outDir, 'config.json');
   const batchNum = 2;
   if (args.cfgDefine !== null) {
-    amct.createQuantConfig(configJsonFile, args.modelFile, args.weightsFile, [], 1, true, args.cfgDefine);
+    amct.createQuantConfig(
+      configJsonFile,
+      args.modelFile,
+      args.weightsFile,
+      [],
+      1,
+      true,
+      args.cfgDefine,
+    );
   } else {
     const skipLayers: string[] = [];
     amct.createQuantConfig(configJsonFile, args.modelFile, args.weightsFile, skipLayers, batchNum);
@@ -68,7 +89,12 @@ export async function main(args = new Args()): Promise<Result> {
 
   // Phase0: Init amct task
   const scaleOffsetRecordFile = path.join(args.outDir, 'scale_offset_record.txt');
-  const graph = await amct.init(configJsonFile, args.modelFile, args.weightsFile, scaleOffsetRecordFile);
+  const graph = await amct.init(
+    configJsonFile,
+    args.modelFile,
+    args.weightsFile,
+    scaleOffsetRecordFile,
+  );
 
   // Phase1: Do conv+bn+scale fusion, weights calibration and fake quantize, insert data-quantize layer
   const modifiedModelFile = path.join(args.outDir, 'modified_model.prototxt');
@@ -88,8 +114,12 @@ export async function main(args = new Args()): Promise<Result> {
   const fake = await evaluate(fakeQuantModel, fakeQuantWeights, args.iterations);
   const onnx = await evaluate(`${resultPath}_fake_quant_model.onnx`, null, args.iterations);
   const same = fake.predictions.filter((p, i) => p === onnx.predictions[i]).length;
-  console.log(`[INFO] fake-quant top-1 ${fake.accuracy.toFixed(2)} % (FP32 ${fp32.accuracy.toFixed(2)} %)`);
-  console.log(`[INFO] ORT int8 (${path.basename(resultPath)}_fake_quant_model.onnx) top-1 ${onnx.accuracy.toFixed(2)} %`);
+  console.log(
+    `[INFO] fake-quant top-1 ${fake.accuracy.toFixed(2)} % (FP32 ${fp32.accuracy.toFixed(2)} %)`,
+  );
+  console.log(
+    `[INFO] ORT int8 (${path.basename(resultPath)}_fake_quant_model.onnx) top-1 ${onnx.accuracy.toFixed(2)} %`,
+  );
   return {
     fp32: fp32.accuracy,
     fakeQuant: fake.accuracy,

@@ -41,7 +41,8 @@ const EVAL = { input: 'Input3', output: 'Plus214_Output_0', scale: 1, batchSize:
 /** user_do_inference: `iterations` forwards of one calibration image each, from image `first`. */
 async function runOnnxModel(net: amct.Net, iterations: number, first = 0): Promise<void> {
   const m = loadMnist();
-  for (let i = 0; i < iterations; i++) await net.forward({ Input3: batch(m, first + i, first + i + 1, EVAL.scale) });
+  for (let i = 0; i < iterations; i++)
+    await net.forward({ Input3: batch(m, first + i, first + i + 1, EVAL.scale) });
 }
 
 export interface Result {
@@ -64,10 +65,19 @@ export async function main(args: Args = defaultArgs()): Promise<Result> {
   // 3.1 Generate the quantization config from a simplified config holding the DMQ parameters
   const configFile = path.join(args.outDir, 'config.json');
   const configDefinition = path.join(args.outDir, 'dmq_quant.cfg');
-  const balancer = args.balance ? `common_config {\n  dmq_balancer { migration_strength: ${args.migrationStrength} }\n}\n` : '';
+  const balancer = args.balance
+    ? `common_config {\n  dmq_balancer { migration_strength: ${args.migrationStrength} }\n}\n`
+    : '';
   fs.writeFileSync(configDefinition, `batch_num: ${args.batchNum}\n${balancer}`);
   const skipLayers: string[] = [];
-  amct.onnx.createQuantConfig(configFile, args.modelFile, skipLayers, args.batchNum, true, configDefinition);
+  amct.onnx.createQuantConfig(
+    configFile,
+    args.modelFile,
+    skipLayers,
+    args.batchNum,
+    true,
+    configDefinition,
+  );
 
   const recordFile = path.join(args.outDir, 'record.txt');
   if (args.balance) {
@@ -88,8 +98,16 @@ export async function main(args: Args = defaultArgs()): Promise<Result> {
   const files = await amct.onnx.saveModel(modifiedModel, recordFile, resultPath);
 
   // 4. The fake-quant model's accuracy (ORT)
-  const fake = await top1(await amct.Net.create(`${resultPath}_fake_quant_model.onnx`), m, 1000, 10000, EVAL);
-  console.log(`[INFO] fake-quant INT8 top-1 on MNIST 1000..9999${args.balance ? ' with DMQ balance' : ''}: ${fake.accuracy.toFixed(2)} %`);
+  const fake = await top1(
+    await amct.Net.create(`${resultPath}_fake_quant_model.onnx`),
+    m,
+    1000,
+    10000,
+    EVAL,
+  );
+  console.log(
+    `[INFO] fake-quant INT8 top-1 on MNIST 1000..9999${args.balance ? ' with DMQ balance' : ''}: ${fake.accuracy.toFixed(2)} %`,
+  );
   return { ...(fp32 !== undefined ? { fp32 } : {}), fakeQuant: fake.accuracy, files, recordFile };
 }
 

@@ -32,7 +32,9 @@ async function runOnnxModel(modelFile: string, iterations: number, first = 0): P
   }
 }
 
-export async function main(args: Args = defaultArgs()): Promise<{ fp32?: number; fakeQuant: number; files: string[] }> {
+export async function main(
+  args: Args = defaultArgs(),
+): Promise<{ fp32?: number; fakeQuant: number; files: string[] }> {
   fs.mkdirSync(args.outDir, { recursive: true });
   const m = loadMnist();
   const evalOpts = { input: 'Input3', output: 'Plus214_Output_0', scale: 1, batchSize: 1 };
@@ -54,7 +56,13 @@ export async function main(args: Args = defaultArgs()): Promise<{ fp32?: number;
   const resultPath = path.join(args.outDir, 'results', args.modelName);
   const files = await amct.onnx.saveModel(modifiedModel, recordFile, resultPath);
   // Phase4: test the fake-quant model
-  const fake = await top1(await amct.Net.create(`${resultPath}_fake_quant_model.onnx`), m, 1000, 10000, evalOpts);
+  const fake = await top1(
+    await amct.Net.create(`${resultPath}_fake_quant_model.onnx`),
+    m,
+    1000,
+    10000,
+    evalOpts,
+  );
   console.log(`[INFO] fake-quant INT8 top-1 on MNIST 1000..9999: ${fake.accuracy.toFixed(2)} %`);
   return { ...(fp32 !== undefined ? { fp32 } : {}), fakeQuant: fake.accuracy, files };
 }

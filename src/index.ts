@@ -5,7 +5,11 @@
 export { createQuantConfig, init, quantizeModel, saveModel, type SaveType } from './api/ptq';
 export { quantizePreprocess } from './api/preprocess';
 export { QuantGraph } from './api/quant-graph';
-export { createQuantRetrainConfig, createQuantRetrainModel, saveQuantRetrainModel } from './api/retrain';
+export {
+  createQuantRetrainConfig,
+  createQuantRetrainModel,
+  saveQuantRetrainModel,
+} from './api/retrain';
 export * as caffe from './api/caffe';
 export type { QuantOptions } from './api/int8-target';
 export * as onnx from './api/onnx';
@@ -14,7 +18,13 @@ export type { Blob, Feed } from './runtime/feeds';
 export { setCpuMode, setGpuMode } from './runtime/device';
 export { caffe2onnx } from './api/convert';
 export { convertModel } from './api/convert-model';
-export { autoNuq, AutoNuqEvaluatorBase, type AutoNuqOptions, type AutoNuqResult, type AutoNuqTrial } from './api/auto-nuq';
+export {
+  autoNuq,
+  AutoNuqEvaluatorBase,
+  type AutoNuqOptions,
+  type AutoNuqResult,
+  type AutoNuqTrial,
+} from './api/auto-nuq';
 export {
   accuracyBasedAutoCalibration,
   AutoCalibrationEvaluatorBase,

@@ -24,7 +24,8 @@ describe('convertModel', () => {
     await amct.onnx.quantizeModel(config, MODEL, path.join(dir, 'mod.onnx'), record);
     const net = await amct.Net.create(path.join(dir, 'mod.onnx'));
     const m = loadMnist();
-    for (let i = 0; i < 4; i++) await net.forward({ Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) });
+    for (let i = 0; i < 4; i++)
+      await net.forward({ Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) });
     await amct.onnx.saveModel(path.join(dir, 'mod.onnx'), record, path.join(dir, 'calibrated'));
   }, 60_000);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +36,11 @@ describe('convertModel', () => {
     fs.copyFileSync(record, copy);
     const files = await amct.onnx.convertModel(MODEL, copy, path.join(dir, 'converted'));
     expect(files.map((f) => path.basename(f)).sort()).toEqual(
-      ['converted_deploy_model.onnx', 'converted_fake_quant_model.onnx', 'converted_quant.json'].sort(),
+      [
+        'converted_deploy_model.onnx',
+        'converted_fake_quant_model.onnx',
+        'converted_quant.json',
+      ].sort(),
     );
     const a = await amct.Net.create(path.join(dir, 'calibrated_fake_quant_model.onnx'));
     const b = await amct.Net.create(path.join(dir, 'converted_fake_quant_model.onnx'));
@@ -54,7 +59,9 @@ describe('convertModel', () => {
     rec.set('Convolution28', { ...r, offsetW: r.offsetW!.map((_, i) => (i === 0 ? 3 : 0)) });
     const bad = path.join(dir, 'bad_record.txt');
     rec.write(bad);
-    await expect(amct.onnx.convertModel(MODEL, bad, path.join(dir, 'bad'))).rejects.toThrow(/Convolution28/);
+    await expect(amct.onnx.convertModel(MODEL, bad, path.join(dir, 'bad'))).rejects.toThrow(
+      /Convolution28/,
+    );
     expect(fs.existsSync(path.join(dir, 'bad_fake_quant_model.onnx'))).toBe(false);
   });
 
@@ -63,6 +70,8 @@ describe('convertModel', () => {
     rec.set('no_such_layer', rec.get('Convolution28')!);
     const bad = path.join(dir, 'bad_key.txt');
     rec.write(bad);
-    await expect(amct.onnx.convertModel(MODEL, bad, path.join(dir, 'bad2'))).rejects.toThrow(/find no_such_layer failure/);
+    await expect(amct.onnx.convertModel(MODEL, bad, path.join(dir, 'bad2'))).rejects.toThrow(
+      /find no_such_layer failure/,
+    );
   });
 });

@@ -15,14 +15,16 @@ describe('caffe2onnx', () => {
   beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amct-convert-'))));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('writes an ONNX model that ORT runs at any batch size with the Caffe net\'s outputs', async () => {
+  it("writes an ONNX model that ORT runs at any batch size with the Caffe net's outputs", async () => {
     const onnxFile = path.join(dir, 'lenet.onnx');
     amct.caffe2onnx(PROTOTXT, CAFFEMODEL, onnxFile);
     const session = await ort.InferenceSession.create(onnxFile);
     const net = await amct.Net.create(PROTOTXT, CAFFEMODEL);
     const x = mnistBatch(loadMnist(), 0, 10, 1 / 256); // 10, not the prototxt's 64
-    const a = (await session.run({ data: new ort.Tensor('float32', x, [10, 1, 28, 28]) }))['prob']!.data as Float32Array;
-    const b = (await net.forward({ data: ndarray(x, [10, 1, 28, 28]) }))['prob']!.data as Float32Array;
+    const a = (await session.run({ data: new ort.Tensor('float32', x, [10, 1, 28, 28]) }))['prob']!
+      .data as Float32Array;
+    const b = (await net.forward({ data: ndarray(x, [10, 1, 28, 28]) }))['prob']!
+      .data as Float32Array;
     expect(a.length).toBe(100);
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i]!, 6);
   });

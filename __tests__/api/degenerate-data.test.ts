@@ -15,9 +15,15 @@ const MODEL = fixture('onnx/mnist/mnist-8.onnx');
 
 async function calibrate(dir: string, fill: number): Promise<void> {
   amct.onnx.createQuantConfig(path.join(dir, 'c.json'), MODEL, [], 2);
-  await amct.onnx.quantizeModel(path.join(dir, 'c.json'), MODEL, path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'));
+  await amct.onnx.quantizeModel(
+    path.join(dir, 'c.json'),
+    MODEL,
+    path.join(dir, 'm.onnx'),
+    path.join(dir, 'r.txt'),
+  );
   const net = await amct.Net.create(path.join(dir, 'm.onnx'));
-  for (let i = 0; i < 2; i++) await net.forward({ Input3: ndarray(new Float32Array(784).fill(fill), [1, 1, 28, 28]) });
+  for (let i = 0; i < 2; i++)
+    await net.forward({ Input3: ndarray(new Float32Array(784).fill(fill), [1, 1, 28, 28]) });
 }
 
 describe('degenerate calibration data', () => {
@@ -40,18 +46,27 @@ describe('degenerate calibration data', () => {
     const r = RecordFile.read(path.join(dir, 'r.txt')).get('Convolution28')!;
     expect(r.scaleD).toBe(1);
     expect(r.offsetD).toBe(-128);
-    const files = await amct.onnx.saveModel(path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'), path.join(dir, 'q'));
+    const files = await amct.onnx.saveModel(
+      path.join(dir, 'm.onnx'),
+      path.join(dir, 'r.txt'),
+      path.join(dir, 'q'),
+    );
     expect(files).toHaveLength(3);
   });
 
   it('saveModel before enough calibration forwards: AMCT message naming the layer', async () => {
     amct.onnx.createQuantConfig(path.join(dir, 'c.json'), MODEL, [], 4);
-    await amct.onnx.quantizeModel(path.join(dir, 'c.json'), MODEL, path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'));
+    await amct.onnx.quantizeModel(
+      path.join(dir, 'c.json'),
+      MODEL,
+      path.join(dir, 'm.onnx'),
+      path.join(dir, 'r.txt'),
+    );
     const net = await amct.Net.create(path.join(dir, 'm.onnx'));
     await net.forward({ Input3: ndarray(new Float32Array(784).fill(1), [1, 1, 28, 28]) });
-    await expect(amct.onnx.saveModel(path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'), path.join(dir, 'q'))).rejects.toThrow(
-      /cannot find scale_d of layer Convolution28 in record_file/,
-    );
+    await expect(
+      amct.onnx.saveModel(path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'), path.join(dir, 'q')),
+    ).rejects.toThrow(/cannot find scale_d of layer Convolution28 in record_file/);
     expect(fs.existsSync(path.join(dir, 'q_fake_quant_model.onnx'))).toBe(false);
   });
 });

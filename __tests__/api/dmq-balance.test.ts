@@ -44,7 +44,11 @@ interface LayerRef {
 }
 
 /** The weight as a dense [rows, Cin, inner] array: grouped Conv weights get zeros off their groups. */
-function dense(w: Tensor, kind: LayerRef['kind'], group: number): { data: Float32Array; cin: number; inner: number } {
+function dense(
+  w: Tensor,
+  kind: LayerRef['kind'],
+  group: number,
+): { data: Float32Array; cin: number; inner: number } {
   const d = w.dims;
   const x = w.toFloat32();
   switch (kind) {
@@ -55,7 +59,9 @@ function dense(w: Tensor, kind: LayerRef['kind'], group: number): { data: Float3
       const out = new Float32Array(cout * cin * k);
       for (let o = 0; o < cout; o++) {
         const g = Math.floor(o / (cout / group));
-        for (let j = 0; j < cinPer; j++) for (let q = 0; q < k; q++) out[(o * cin + g * cinPer + j) * k + q] = x[(o * cinPer + j) * k + q]!;
+        for (let j = 0; j < cinPer; j++)
+          for (let q = 0; q < k; q++)
+            out[(o * cin + g * cinPer + j) * k + q] = x[(o * cinPer + j) * k + q]!;
       }
       return { data: out, cin, inner: k };
     }
@@ -91,7 +97,12 @@ function actMax(data: Float32Array, shape: readonly number[], kind: LayerRef['ki
 }
 
 function findLayer(model: Model, name: string): Node {
-  const n = model.graph.nodes.find((x) => x.name === name || (x.meta.caffe as { layer?: string } | undefined)?.layer === name && ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(x.opType));
+  const n = model.graph.nodes.find(
+    (x) =>
+      x.name === name ||
+      ((x.meta.caffe as { layer?: string } | undefined)?.layer === name &&
+        ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(x.opType)),
+  );
   if (!n) throw new Error(`no layer ${name}`);
   return n;
 }
@@ -107,7 +118,9 @@ async function checkFactorsAndWeights(
   layers: Record<string, LayerRef & { alpha: number }>,
 ): Promise<void> {
   const rec = RecordFile.read(recordFile);
-  const blobs = await original.net.forward(original.feeds, { blobs: [...new Set(Object.values(layers).map((l) => l.input))] });
+  const blobs = await original.net.forward(original.feeds, {
+    blobs: [...new Set(Object.values(layers).map((l) => l.input))],
+  });
   for (const [name, l] of Object.entries(layers)) {
     const node = findLayer(original.model, name);
     const group = node.attrInt('group', 1);
@@ -126,7 +139,9 @@ async function checkFactorsAndWeights(
     const w1 = dense(findLayer(modified, name).input(1)!.constant!, l.kind, group);
     for (let i = 0; i < w0.data.length; i++) {
       const c = Math.floor(i / w0.inner) % w0.cin;
-      expect(Math.abs(w1.data[i]! - w0.data[i]! * s![c]!)).toBeLessThanOrEqual(1e-6 * Math.abs(w0.data[i]! * s![c]!) + 1e-30);
+      expect(Math.abs(w1.data[i]! - w0.data[i]! * s![c]!)).toBeLessThanOrEqual(
+        1e-6 * Math.abs(w0.data[i]! * s![c]!) + 1e-30,
+      );
     }
   }
 }
@@ -141,7 +156,10 @@ function rng(seed: number): () => number {
 
 function randomTensor(dims: number[], r: () => number, scale: number): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
-  return Tensor.float32(dims, Float32Array.from({ length: n }, () => r() * scale));
+  return Tensor.float32(
+    dims,
+    Float32Array.from({ length: n }, () => r() * scale),
+  );
 }
 
 /** x[2,6,9,9] -> Conv(g2) -> Relu -> ConvTranspose -> Relu -> MaxPool -> Conv(dw) -> Relu -> GAP -> Flatten -> Gemm(transB) -> Relu -> Gemm -> Relu -> MatMul */
@@ -150,26 +168,60 @@ function build2d(file: string): void {
   const g = new Graph('dmq2d');
   const x = g.addInput('x', { dtype: 'float32', shape: [2, 6, 9, 9] });
   const c = (name: string, t: Tensor) => g.addInitializer(name, t);
-  const op = (name: string, opType: string, inputs: Value[], attrs: Record<string, Attr> = {}): Value => {
+  const op = (
+    name: string,
+    opType: string,
+    inputs: Value[],
+    attrs: Record<string, Attr> = {},
+  ): Value => {
     const out = g.newValue(`${name}_out`, { dtype: 'float32' });
     g.addNode({ name, opType, inputs, outputs: [out], attrs });
     return out;
   };
-  let h = op('convg', 'Conv', [x, c('convg.w', randomTensor([8, 3, 3, 3], r, 0.6)), c('convg.b', randomTensor([8], r, 0.2))], { group: attr.int(2), pads: attr.ints([1, 1, 1, 1]) });
+  let h = op(
+    'convg',
+    'Conv',
+    [x, c('convg.w', randomTensor([8, 3, 3, 3], r, 0.6)), c('convg.b', randomTensor([8], r, 0.2))],
+    { group: attr.int(2), pads: attr.ints([1, 1, 1, 1]) },
+  );
   h = op('relu1', 'Relu', [h]);
-  h = op('up', 'ConvTranspose', [h, c('up.w', randomTensor([8, 4, 2, 2], r, 0.5)), c('up.b', randomTensor([4], r, 0.2))], { strides: attr.ints([2, 2]) });
+  h = op(
+    'up',
+    'ConvTranspose',
+    [h, c('up.w', randomTensor([8, 4, 2, 2], r, 0.5)), c('up.b', randomTensor([4], r, 0.2))],
+    { strides: attr.ints([2, 2]) },
+  );
   h = op('relu2', 'Relu', [h]);
   h = op('pool', 'MaxPool', [h], { kernel_shape: attr.ints([2, 2]), strides: attr.ints([2, 2]) });
-  h = op('dw', 'Conv', [h, c('dw.w', randomTensor([4, 1, 3, 3], r, 0.8)), c('dw.b', randomTensor([4], r, 0.2))], { group: attr.int(4), pads: attr.ints([1, 1, 1, 1]) });
+  h = op(
+    'dw',
+    'Conv',
+    [h, c('dw.w', randomTensor([4, 1, 3, 3], r, 0.8)), c('dw.b', randomTensor([4], r, 0.2))],
+    { group: attr.int(4), pads: attr.ints([1, 1, 1, 1]) },
+  );
   h = op('relu3', 'Relu', [h]);
   h = op('gap', 'GlobalAveragePool', [h]);
   h = op('flat', 'Flatten', [h]);
-  h = op('fct', 'Gemm', [h, c('fct.w', randomTensor([5, 4], r, 0.8)), c('fct.b', randomTensor([5], r, 0.2))], { transB: attr.int(1) });
+  h = op(
+    'fct',
+    'Gemm',
+    [h, c('fct.w', randomTensor([5, 4], r, 0.8)), c('fct.b', randomTensor([5], r, 0.2))],
+    { transB: attr.int(1) },
+  );
   h = op('relu4', 'Relu', [h]);
-  h = op('fc', 'Gemm', [h, c('fc.w', randomTensor([5, 3], r, 0.8)), c('fc.b', randomTensor([3], r, 0.2))]);
+  h = op('fc', 'Gemm', [
+    h,
+    c('fc.w', randomTensor([5, 3], r, 0.8)),
+    c('fc.b', randomTensor([3], r, 0.2)),
+  ]);
   h = op('relu5', 'Relu', [h]);
   const y = g.newValue('y', { dtype: 'float32', shape: [2, 2] });
-  g.addNode({ name: 'mm', opType: 'MatMul', inputs: [h, c('mm.w', randomTensor([3, 2], r, 0.8))], outputs: [y] });
+  g.addNode({
+    name: 'mm',
+    opType: 'MatMul',
+    inputs: [h, c('mm.w', randomTensor([3, 2], r, 0.8))],
+    outputs: [y],
+  });
   g.outputs.push(y);
   saveOnnxModel(new Model(g), file);
 }
@@ -181,25 +233,60 @@ function build3d(file: string): void {
   const x = g.addInput('x', { dtype: 'float32', shape: [2, 3, 4, 6, 6] });
   const c = (name: string, t: Tensor) => g.addInitializer(name, t);
   const a = g.newValue('a', { dtype: 'float32' });
-  g.addNode({ name: 'c3a', opType: 'Conv', inputs: [x, c('c3a.w', randomTensor([4, 3, 3, 3, 3], r, 0.5)), c('c3a.b', randomTensor([4], r, 0.2))], outputs: [a], attrs: { pads: attr.ints([1, 1, 1, 1, 1, 1]) } });
+  g.addNode({
+    name: 'c3a',
+    opType: 'Conv',
+    inputs: [
+      x,
+      c('c3a.w', randomTensor([4, 3, 3, 3, 3], r, 0.5)),
+      c('c3a.b', randomTensor([4], r, 0.2)),
+    ],
+    outputs: [a],
+    attrs: { pads: attr.ints([1, 1, 1, 1, 1, 1]) },
+  });
   const ra = g.newValue('ra', { dtype: 'float32' });
   g.addNode({ name: 'ra', opType: 'Relu', inputs: [a], outputs: [ra] });
   const b = g.newValue('b', { dtype: 'float32' });
-  g.addNode({ name: 'c3b', opType: 'Conv', inputs: [ra, c('c3b.w', randomTensor([6, 2, 1, 3, 3], r, 0.6)), c('c3b.b', randomTensor([6], r, 0.2))], outputs: [b], attrs: { group: attr.int(2), pads: attr.ints([0, 1, 1, 0, 1, 1]) } });
+  g.addNode({
+    name: 'c3b',
+    opType: 'Conv',
+    inputs: [
+      ra,
+      c('c3b.w', randomTensor([6, 2, 1, 3, 3], r, 0.6)),
+      c('c3b.b', randomTensor([6], r, 0.2)),
+    ],
+    outputs: [b],
+    attrs: { group: attr.int(2), pads: attr.ints([0, 1, 1, 0, 1, 1]) },
+  });
   const rb = g.newValue('rb', { dtype: 'float32' });
   g.addNode({ name: 'rb', opType: 'Relu', inputs: [b], outputs: [rb] });
   const y = g.newValue('y', { dtype: 'float32', shape: [2, 5, 4, 6, 6] });
-  g.addNode({ name: 'c3c', opType: 'Conv', inputs: [rb, c('c3c.w', randomTensor([5, 6, 1, 1, 1], r, 0.6)), c('c3c.b', randomTensor([5], r, 0.2))], outputs: [y] });
+  g.addNode({
+    name: 'c3c',
+    opType: 'Conv',
+    inputs: [
+      rb,
+      c('c3c.w', randomTensor([5, 6, 1, 1, 1], r, 0.6)),
+      c('c3c.b', randomTensor([5], r, 0.2)),
+    ],
+    outputs: [y],
+  });
   g.outputs.push(y);
   saveOnnxModel(new Model(g), file);
 }
 
 /** A seeded input with channel `outlier` `k` times larger than the rest. */
-function inputWithOutlier(shape: number[], seed: number, outlier: number, k: number): ndarray.NdArray<Float32Array> {
+function inputWithOutlier(
+  shape: number[],
+  seed: number,
+  outlier: number,
+  k: number,
+): ndarray.NdArray<Float32Array> {
   const n = shape.reduce((a, b) => a * b, 1);
   const inner = shape.slice(2).reduce((a, b) => a * b, 1);
   const data = rand(n, seed, -1, 1);
-  for (let i = 0; i < n; i++) if (Math.floor(i / inner) % shape[1]! === outlier) data[i] = data[i]! * k;
+  for (let i = 0; i < n; i++)
+    if (Math.floor(i / inner) % shape[1]! === outlier) data[i] = data[i]! * k;
   return ndarray(data, shape);
 }
 
@@ -223,7 +310,10 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     const config = path.join(dir, 'm2d.json');
     const record = path.join(dir, 'm2d.record.txt');
     amct.onnx.createQuantConfig(config, model, [], 1, true, cfg);
-    const json = JSON.parse(fs.readFileSync(config, 'utf8')) as Record<string, { dmq_balancer_param?: number }>;
+    const json = JSON.parse(fs.readFileSync(config, 'utf8')) as Record<
+      string,
+      { dmq_balancer_param?: number }
+    >;
     expect(json['convg']!.dmq_balancer_param).toBe(0.5);
     expect(json['fc']!.dmq_balancer_param).toBe(0.3);
     expect(json['mm']!.dmq_balancer_param).toBe(0.7);
@@ -241,22 +331,34 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     expect(Math.max(...sg)).toBe(sg[2]);
 
     // a second forward, on this net or a new one, is refused
-    await expect(pre.forward({ x })).rejects.toThrow(/exactly one forward pass, so a second one is refused/);
-    await expect((await amct.Net.create(path.join(dir, 'm2d.pre.onnx'))).forward({ x })).rejects.toThrow(/already wrote tensor_balance_factor/);
+    await expect(pre.forward({ x })).rejects.toThrow(
+      /exactly one forward pass, so a second one is refused/,
+    );
+    await expect(
+      (await amct.Net.create(path.join(dir, 'm2d.pre.onnx'))).forward({ x }),
+    ).rejects.toThrow(/already wrote tensor_balance_factor/);
 
     const mod = path.join(dir, 'm2d.mod.onnx');
     await amct.onnx.quantizeModel(config, model, mod, record);
     const orig = await amct.Net.create(model);
-    await checkFactorsAndWeights({ model: loadModel(model), net: orig, feeds: { x } }, loadModel(mod), record, {
-      convg: { kind: 'conv', input: 'x', alpha: 0.5 },
-      up: { kind: 'convT', input: 'relu1_out', alpha: 0.5 },
-      dw: { kind: 'conv', input: 'pool_out', alpha: 0.5 },
-      fct: { kind: 'gemmT', input: 'flat_out', alpha: 0.5 },
-      fc: { kind: 'gemm', input: 'relu4_out', alpha: 0.3 },
-      mm: { kind: 'matmul', input: 'relu5_out', alpha: 0.7 },
-    });
+    await checkFactorsAndWeights(
+      { model: loadModel(model), net: orig, feeds: { x } },
+      loadModel(mod),
+      record,
+      {
+        convg: { kind: 'conv', input: 'x', alpha: 0.5 },
+        up: { kind: 'convT', input: 'relu1_out', alpha: 0.5 },
+        dw: { kind: 'conv', input: 'pool_out', alpha: 0.5 },
+        fct: { kind: 'gemmT', input: 'flat_out', alpha: 0.5 },
+        fc: { kind: 'gemm', input: 'relu4_out', alpha: 0.3 },
+        mm: { kind: 'matmul', input: 'relu5_out', alpha: 0.7 },
+      },
+    );
     // every producer is quantized, so every x / s is a Mul named after AMCT's `{layer}.mul`
-    const ops = loadModel(mod).graph.nodes.filter((n) => n.opType === 'Mul').map((n) => n.name).sort();
+    const ops = loadModel(mod)
+      .graph.nodes.filter((n) => n.opType === 'Mul')
+      .map((n) => n.name)
+      .sort();
     expect(ops).toEqual(['convg.mul', 'dw.mul', 'fc.mul', 'fct.mul', 'mm.mul', 'up.mul']);
 
     // float equivalence of the modified model (calibration layers pass data through)
@@ -269,14 +371,26 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     }
     // the saved models run: fake-quant (ORT QDQ) and deploy (Ascend ops lowered) agree
     await amct.onnx.saveModel(mod, record, path.join(dir, 'm2d'));
-    const fake = (await (await amct.Net.create(path.join(dir, 'm2d_fake_quant_model.onnx'))).forward({ x }))['y']!;
-    const deploy = (await (await amct.Net.create(path.join(dir, 'm2d_deploy_model.onnx'))).forward({ x }))['y']!;
+    const fake = (
+      await (await amct.Net.create(path.join(dir, 'm2d_fake_quant_model.onnx'))).forward({ x })
+    )['y']!;
+    const deploy = (
+      await (await amct.Net.create(path.join(dir, 'm2d_deploy_model.onnx'))).forward({ x })
+    )['y']!;
     const fp = (await orig.forward({ x }))['y']!;
-    expect(compareTensors(fp.data as Float32Array, fake.data as Float32Array).cosine).toBeGreaterThan(0.99);
-    expect(compareTensors(fake.data as Float32Array, deploy.data as Float32Array).cosine).toBeGreaterThan(0.9999);
+    expect(
+      compareTensors(fp.data as Float32Array, fake.data as Float32Array).cosine,
+    ).toBeGreaterThan(0.99);
+    expect(
+      compareTensors(fake.data as Float32Array, deploy.data as Float32Array).cosine,
+    ).toBeGreaterThan(0.9999);
     // convertModel applies the record's tensor_balance_factor to the original model the same way
     await amct.onnx.convertModel(model, record, path.join(dir, 'm2d_converted'));
-    const converted = (await (await amct.Net.create(path.join(dir, 'm2d_converted_fake_quant_model.onnx'))).forward({ x }))['y']!;
+    const converted = (
+      await (
+        await amct.Net.create(path.join(dir, 'm2d_converted_fake_quant_model.onnx'))
+      ).forward({ x })
+    )['y']!;
     expect(relDiff(fake.data as Float32Array, converted.data as Float32Array)).toBeLessThan(1e-6);
     const r2 = RecordFile.read(record);
     expect(r2.get('up')!.scaleW).toHaveLength(4);
@@ -287,7 +401,10 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     const model = path.join(dir, 'm3d.onnx');
     build3d(model);
     const cfg = path.join(dir, 'm3d.cfg');
-    fs.writeFileSync(cfg, 'batch_num: 1\nskip_layers: "c3a"\ncommon_config { dmq_balancer { migration_strength: 0.5 } }\n');
+    fs.writeFileSync(
+      cfg,
+      'batch_num: 1\nskip_layers: "c3a"\ncommon_config { dmq_balancer { migration_strength: 0.5 } }\n',
+    );
     const config = path.join(dir, 'm3d.json');
     const record = path.join(dir, 'm3d.record.txt');
     amct.onnx.createQuantConfig(config, model, [], 1, true, cfg);
@@ -299,28 +416,42 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     await amct.onnx.quantizeModel(config, model, mod, record);
     const orig = await amct.Net.create(model);
     const modModel = loadModel(mod);
-    await checkFactorsAndWeights({ model: loadModel(model), net: orig, feeds: { x } }, modModel, record, {
-      c3b: { kind: 'conv', input: 'ra', alpha: 0.5 },
-      c3c: { kind: 'conv', input: 'rb', alpha: 0.5 },
-    });
+    await checkFactorsAndWeights(
+      { model: loadModel(model), net: orig, feeds: { x } },
+      modModel,
+      record,
+      {
+        c3b: { kind: 'conv', input: 'ra', alpha: 0.5 },
+        c3c: { kind: 'conv', input: 'rb', alpha: 0.5 },
+      },
+    );
     // c3b's 1/s went into c3a (not quantized; Relu commutes): c3a's output channel c scaled by 1/s_c
     const s = RecordFile.read(record).get('c3b')!.tensorBalanceFactor!;
     const w0 = findLayer(loadModel(model), 'c3a').input(1)!.constant!.toFloat32();
     const w1 = findLayer(modModel, 'c3a').input(1)!.constant!.toFloat32();
-    for (let i = 0; i < w0.length; i++) expect(w1[i]).toBeCloseTo(w0[i]! / s[Math.floor(i / 81)]!, 6);
+    for (let i = 0; i < w0.length; i++)
+      expect(w1[i]).toBeCloseTo(w0[i]! / s[Math.floor(i / 81)]!, 6);
     const muls = modModel.graph.nodes.filter((n) => n.opType === 'Mul').map((n) => n.name);
     expect(muls).toEqual(['c3c.mul']);
-    expect(modModel.graph.initializers.get('c3c.tensor_balance_factor')!.constant!.dims).toEqual([1, 6, 1, 1, 1]);
+    expect(modModel.graph.initializers.get('c3c.tensor_balance_factor')!.constant!.dims).toEqual([
+      1, 6, 1, 1, 1,
+    ]);
 
     const calib = await amct.Net.create(mod);
     const a = (await orig.forward({ x }))['y']!.data as Float32Array;
     const b = (await calib.forward({ x }))['y']!.data as Float32Array;
     expect(relDiff(a, b)).toBeLessThan(1e-5);
     await amct.onnx.saveModel(mod, record, path.join(dir, 'm3d'));
-    const fake = (await (await amct.Net.create(path.join(dir, 'm3d_fake_quant_model.onnx'))).forward({ x }))['y']!;
-    const deploy = (await (await amct.Net.create(path.join(dir, 'm3d_deploy_model.onnx'))).forward({ x }))['y']!;
+    const fake = (
+      await (await amct.Net.create(path.join(dir, 'm3d_fake_quant_model.onnx'))).forward({ x })
+    )['y']!;
+    const deploy = (
+      await (await amct.Net.create(path.join(dir, 'm3d_deploy_model.onnx'))).forward({ x })
+    )['y']!;
     expect(compareTensors(a, fake.data as Float32Array).cosine).toBeGreaterThan(0.99);
-    expect(compareTensors(fake.data as Float32Array, deploy.data as Float32Array).cosine).toBeGreaterThan(0.9999);
+    expect(
+      compareTensors(fake.data as Float32Array, deploy.data as Float32Array).cosine,
+    ).toBeGreaterThan(0.9999);
   }, 60_000);
 
   it("AMCT's errors: no dmq layer, no factors in the record, strength out of range, shared weights", async () => {
@@ -328,7 +459,9 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     build2d(model);
     const plain = path.join(dir, 'plain.json');
     amct.onnx.createQuantConfig(plain, model, [], 1);
-    await expect(amct.onnx.quantizePreprocess(plain, path.join(dir, 'e.txt'), model, path.join(dir, 'e.onnx'))).rejects.toThrow(
+    await expect(
+      amct.onnx.quantizePreprocess(plain, path.join(dir, 'e.txt'), model, path.join(dir, 'e.onnx')),
+    ).rejects.toThrow(
       'No dmq_balancer layer in quant config file, please check whether the quant config file matches or whether a layer in graph that supports dmq_balancer.',
     );
     const cfg = path.join(dir, 'e.cfg');
@@ -337,14 +470,16 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     amct.onnx.createQuantConfig(config, model, [], 1, true, cfg);
     const record = path.join(dir, 'e.record.txt');
     fs.rmSync(record, { force: true });
-    await expect(amct.onnx.quantizeModel(config, model, path.join(dir, 'e.mod.onnx'), record)).rejects.toThrow(
+    await expect(
+      amct.onnx.quantizeModel(config, model, path.join(dir, 'e.mod.onnx'), record),
+    ).rejects.toThrow(
       'config_file indicates dmq_balancer, but record_file is empty. please check quant_preprocess and calibration is done!',
     );
     // preprocessing without its forward leaves the record empty too
     await amct.onnx.quantizePreprocess(config, record, model, path.join(dir, 'e.pre.onnx'));
-    await expect(amct.onnx.quantizeModel(config, model, path.join(dir, 'e.mod.onnx'), record)).rejects.toThrow(
-      'config_file indicates dmq_balancer, but record_file is empty',
-    );
+    await expect(
+      amct.onnx.quantizeModel(config, model, path.join(dir, 'e.mod.onnx'), record),
+    ).rejects.toThrow('config_file indicates dmq_balancer, but record_file is empty');
 
     fs.writeFileSync(cfg, 'common_config { dmq_balancer { migration_strength: 0.85 } }\n');
     expect(() => amct.onnx.createQuantConfig(config, model, [], 1, true, cfg)).toThrow(
@@ -362,10 +497,21 @@ describe('quantize_preprocess on synthetic ONNX models (amct.onnx)', () => {
     g.outputs.push(y);
     const shared = path.join(dir, 'shared.onnx');
     saveOnnxModel(new Model(g), shared);
-    fs.writeFileSync(cfg, 'override_layer_configs { layer_name: "mm1" calibration_config { dmq_balancer { migration_strength: 0.5 } } }\n');
-    expect(() => amct.onnx.createQuantConfig(config, shared, [], 1, true, cfg)).toThrow(/'mm1' cannot be quantized: its weight 'w' is shared with mm2/);
+    fs.writeFileSync(
+      cfg,
+      'override_layer_configs { layer_name: "mm1" calibration_config { dmq_balancer { migration_strength: 0.5 } } }\n',
+    );
+    expect(() => amct.onnx.createQuantConfig(config, shared, [], 1, true, cfg)).toThrow(
+      /'mm1' cannot be quantized: its weight 'w' is shared with mm2/,
+    );
     const m = loadModel(shared);
-    expect(() => applyDmqBalance(m, [{ layer: 'mm1', node: m.graph.findNode('mm1')!, factors: [1, 2, 3, 4] }], { quantizedLayers: new Set() })).toThrow(
+    expect(() =>
+      applyDmqBalance(
+        m,
+        [{ layer: 'mm1', node: m.graph.findNode('mm1')!, factors: [1, 2, 3, 4] }],
+        { quantizedLayers: new Set() },
+      ),
+    ).toThrow(
       "layer mm1: its weight 'w' is shared with 'mm2'; layers sharing weight and bias parameters do not support dmq_balancer",
     );
   }, 60_000);
@@ -401,12 +547,17 @@ layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
     saveCaffeModel(loadModel(path.join(dir, 'inline.prototxt')), proto, weights);
 
     const cfg = path.join(dir, 'dmq.cfg');
-    fs.writeFileSync(cfg, 'batch_num: 1\ncommon_config { dmq_balancer { migration_strength: 0.5 } }\n');
+    fs.writeFileSync(
+      cfg,
+      'batch_num: 1\ncommon_config { dmq_balancer { migration_strength: 0.5 } }\n',
+    );
     const config = path.join(dir, 'config.json');
     const record = path.join(dir, 'record.txt');
     amct.createQuantConfig(config, proto, weights, [], 1, true, cfg);
     const graph = await amct.init(config, proto, weights, record);
-    await expect(amct.quantizePreprocess(config, path.join(dir, 'other.txt'), graph)).rejects.toThrow(/is not the record file given to init/);
+    await expect(
+      amct.quantizePreprocess(config, path.join(dir, 'other.txt'), graph),
+    ).rejects.toThrow(/is not the record file given to init/);
     const pre = await amct.quantizePreprocess(config, record, graph);
     const x = inputWithOutlier([2, 4, 8, 8], 41, 3, 30);
     await pre.forward({ data: x });
@@ -418,16 +569,22 @@ layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
     await amct.quantizeModel(graph, modProto, modWeights);
     const orig = await amct.Net.create(proto, weights);
     const modified = loadModel(modProto, modWeights);
-    await checkFactorsAndWeights({ model: loadModel(proto, weights), net: orig, feeds: { data: x } }, modified, record, {
-      convg: { kind: 'conv', input: 'data', alpha: 0.5 },
-      up: { kind: 'convT', input: 'convg', alpha: 0.5 },
-      conv2: { kind: 'conv', input: 'pool', alpha: 0.5 },
-      ip: { kind: 'gemmT', input: 'conv2', alpha: 0.5 },
-      ip2: { kind: 'gemmT', input: 'ip', alpha: 0.5 },
-    });
+    await checkFactorsAndWeights(
+      { model: loadModel(proto, weights), net: orig, feeds: { data: x } },
+      modified,
+      record,
+      {
+        convg: { kind: 'conv', input: 'data', alpha: 0.5 },
+        up: { kind: 'convT', input: 'convg', alpha: 0.5 },
+        conv2: { kind: 'conv', input: 'pool', alpha: 0.5 },
+        ip: { kind: 'gemmT', input: 'conv2', alpha: 0.5 },
+        ip2: { kind: 'gemmT', input: 'ip', alpha: 0.5 },
+      },
+    );
     // x / s as Caffe Scale layers; the InnerProduct's reads its 4-D bottom with a [5, 6, 6] blob
     const written = fs.readFileSync(modProto, 'utf8');
-    for (const l of ['convg', 'up', 'conv2', 'ip', 'ip2']) expect(written).toContain(`name: "${l}.mul"\n  type: "Scale"`);
+    for (const l of ['convg', 'up', 'conv2', 'ip', 'ip2'])
+      expect(written).toContain(`name: "${l}.mul"\n  type: "Scale"`);
     const ipScale = modified.graph.nodes.find((n) => n.name === 'ip.mul')!;
     expect(ipScale.input(1)!.constant!.dims).toEqual([5, 6, 6]);
 
@@ -440,11 +597,24 @@ layer { name: "ip2" type: "InnerProduct" bottom: "ip" top: "ip2"
     }
     const files = await amct.saveModel(graph, 'Both', path.join(dir, 'res', 'net'));
     expect(files.map((f) => path.basename(f)).sort()).toEqual(
-      ['net_deploy_model.prototxt', 'net_deploy_weights.caffemodel', 'net_fake_quant_model.onnx', 'net_fake_quant_model.prototxt', 'net_fake_quant_weights.caffemodel', 'net_quant.json'].sort(),
+      [
+        'net_deploy_model.prototxt',
+        'net_deploy_weights.caffemodel',
+        'net_fake_quant_model.onnx',
+        'net_fake_quant_model.prototxt',
+        'net_fake_quant_weights.caffemodel',
+        'net_quant.json',
+      ].sort(),
     );
     const fp = (await orig.forward({ data: x }))['ip2']!.data as Float32Array;
-    const fakeCaffe = await amct.Net.create(path.join(dir, 'res', 'net_fake_quant_model.prototxt'), path.join(dir, 'res', 'net_fake_quant_weights.caffemodel'));
-    const deploy = await amct.Net.create(path.join(dir, 'res', 'net_deploy_model.prototxt'), path.join(dir, 'res', 'net_deploy_weights.caffemodel'));
+    const fakeCaffe = await amct.Net.create(
+      path.join(dir, 'res', 'net_fake_quant_model.prototxt'),
+      path.join(dir, 'res', 'net_fake_quant_weights.caffemodel'),
+    );
+    const deploy = await amct.Net.create(
+      path.join(dir, 'res', 'net_deploy_model.prototxt'),
+      path.join(dir, 'res', 'net_deploy_weights.caffemodel'),
+    );
     const fq = (await fakeCaffe.forward({ data: x }))['ip2']!.data as Float32Array;
     const dq = (await deploy.forward({ data: x }))['ip2']!.data as Float32Array;
     expect(compareTensors(fp, fq).cosine).toBeGreaterThan(0.99);

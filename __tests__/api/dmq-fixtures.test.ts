@@ -42,11 +42,20 @@ it('LeNet (Caffe): balanced model equals the original within 1e-5; INT8 with bal
   const d = path.join(dir, 'lenet');
   fs.mkdirSync(d);
   fs.writeFileSync(path.join(d, 'dmq.cfg'), `batch_num: 2\n${DMQ_CFG}`);
-  amct.createQuantConfig(path.join(d, 'config.json'), proto, weights, [], 1, true, path.join(d, 'dmq.cfg'));
+  amct.createQuantConfig(
+    path.join(d, 'config.json'),
+    proto,
+    weights,
+    [],
+    1,
+    true,
+    path.join(d, 'dmq.cfg'),
+  );
   const record = path.join(d, 'record.txt');
   const graph = await amct.init(path.join(d, 'config.json'), proto, weights, record);
   const m = loadMnist();
-  const images = (a: number, b: number) => ndarray(mnistBatch(m, a, b, 0.00390625), [b - a, 1, 28, 28]);
+  const images = (a: number, b: number) =>
+    ndarray(mnistBatch(m, a, b, 0.00390625), [b - a, 1, 28, 28]);
   const pre = await amct.quantizePreprocess(path.join(d, 'config.json'), record, graph);
   await pre.forward({ data: images(0, 100) });
   expect(RecordFile.read(record).layers()).toEqual(['conv1', 'conv2', 'ip1', 'ip2']);
@@ -73,7 +82,8 @@ it('LeNet (Caffe): balanced model equals the original within 1e-5; INT8 with bal
     const p = (await orig.forward({ data: x }))['prob']!.data as Float32Array;
     const q = (await fake.forward({ data: x }))['prob']!.data as Float32Array;
     for (let k = 0; k < 1000; k++) {
-      const am = (v: Float32Array) => v.subarray(k * 10, k * 10 + 10).reduce((best, y, j, arr) => (y > arr[best]! ? j : best), 0);
+      const am = (v: Float32Array) =>
+        v.subarray(k * 10, k * 10 + 10).reduce((best, y, j, arr) => (y > arr[best]! ? j : best), 0);
       const [a, b] = [am(p), am(q)];
       if (a === b) agree++;
       if (b === m.labels[i + k]) ok++;
@@ -104,8 +114,10 @@ it('mnist-8 (ONNX): balanced model equals the original within 1e-5 on 300 images
   const calib = await amct.Net.create(path.join(d, 'mod.onnx'));
   let worst = 0;
   for (let i = 0; i < 300; i++) {
-    const want = (await orig.forward({ Input3: image(i) }))['Plus214_Output_0']!.data as Float32Array;
-    const got = (await calib.forward({ Input3: image(i) }))['Plus214_Output_0']!.data as Float32Array;
+    const want = (await orig.forward({ Input3: image(i) }))['Plus214_Output_0']!
+      .data as Float32Array;
+    const got = (await calib.forward({ Input3: image(i) }))['Plus214_Output_0']!
+      .data as Float32Array;
     worst = Math.max(worst, relDiff(want, got));
   }
   expect(worst).toBeLessThan(1e-5);
@@ -116,21 +128,32 @@ describe('UltraFace RFB-320 (ONNX)', () => {
   const MODEL = fixture('onnx/ultraface/version-RFB-320_simplified.onnx');
   const faces = () =>
     IMAGES.map((f) =>
-      amct.data.toNchw(amct.data.resize(amct.data.readImage(fixture('images/faces', f)), 320, 240), {
-        mean: [127, 127, 127],
-        scale: 1 / 128,
-      }),
+      amct.data.toNchw(
+        amct.data.resize(amct.data.readImage(fixture('images/faces', f)), 320, 240),
+        {
+          mean: [127, 127, 127],
+          scale: 1 / 128,
+        },
+      ),
     );
 
   /**
    * PTQ (with balance when `balance`) calibrated on the four faces: the modified model's float
    * difference to the original, and (with `quantize`) the fake-quant scores' cosine per image.
    */
-  async function run(model: string, balance: boolean, tag: string, quantize = true): Promise<{ cosine: number[]; floatRel: number }> {
+  async function run(
+    model: string,
+    balance: boolean,
+    tag: string,
+    quantize = true,
+  ): Promise<{ cosine: number[]; floatRel: number }> {
     const d = path.join(dir, tag);
     fs.mkdirSync(d);
     const images = faces();
-    fs.writeFileSync(path.join(d, 'q.cfg'), `batch_num: ${images.length}\n${balance ? DMQ_CFG : ''}`);
+    fs.writeFileSync(
+      path.join(d, 'q.cfg'),
+      `batch_num: ${images.length}\n${balance ? DMQ_CFG : ''}`,
+    );
     const config = path.join(d, 'config.json');
     const record = path.join(d, 'record.txt');
     amct.onnx.createQuantConfig(config, model, [], 1, true, path.join(d, 'q.cfg'));
@@ -146,7 +169,11 @@ describe('UltraFace RFB-320 (ONNX)', () => {
     for (const x of images) {
       const a = await fp32.forward({ input: x });
       const c = await mod.forward({ input: x }); // also the batch_num calibration forwards
-      for (const o of ['scores', 'boxes']) floatRel = Math.max(floatRel, relDiff(a[o]!.data as Float32Array, c[o]!.data as Float32Array));
+      for (const o of ['scores', 'boxes'])
+        floatRel = Math.max(
+          floatRel,
+          relDiff(a[o]!.data as Float32Array, c[o]!.data as Float32Array),
+        );
     }
     if (!quantize) return { cosine: [], floatRel };
     await amct.onnx.saveModel(path.join(d, 'mod.onnx'), record, path.join(d, 'uf'));
@@ -155,7 +182,9 @@ describe('UltraFace RFB-320 (ONNX)', () => {
     for (const x of images) {
       const a = await fp32.forward({ input: x });
       const b = await fake.forward({ input: x });
-      cosine.push(compareTensors(a['scores']!.data as Float32Array, b['scores']!.data as Float32Array).cosine);
+      cosine.push(
+        compareTensors(a['scores']!.data as Float32Array, b['scores']!.data as Float32Array).cosine,
+      );
     }
     return { cosine, floatRel };
   }
@@ -169,7 +198,12 @@ describe('UltraFace RFB-320 (ONNX)', () => {
 
   it('outlier variant (synthetic: Conv_2 channel 3 x 500, Conv_4 input channel 3 / 500): balance recovers >= 80 % of the score loss', async () => {
     const outlier = path.join(dir, 'uf-outlier.onnx');
-    makeOutlierModel(MODEL, outlier, { producer: 'Conv_2', consumer: 'Conv_4', channel: 3, factor: 500 });
+    makeOutlierModel(MODEL, outlier, {
+      producer: 'Conv_2',
+      consumer: 'Conv_4',
+      channel: 3,
+      factor: 500,
+    });
     const plain = await run(outlier, false, 'uf-plain');
     const balanced = await run(outlier, true, 'uf-balanced');
     expect(balanced.floatRel).toBeLessThan(1e-5);

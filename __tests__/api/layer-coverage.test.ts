@@ -25,7 +25,10 @@ function rng(seed: number): () => number {
 
 function randomTensor(dims: number[], r: () => number, scale: number): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
-  return Tensor.float32(dims, Float32Array.from({ length: n }, () => r() * scale));
+  return Tensor.float32(
+    dims,
+    Float32Array.from({ length: n }, () => r() * scale),
+  );
 }
 
 /** x[1,4,8,8] -> Conv(group 2) -> Relu -> ConvTranspose -> AveragePool -> Flatten -> Gemm(transB) -> MatMul */
@@ -36,19 +39,60 @@ function buildModel(file: string): void {
   const c = (name: string, t: Tensor) => g.addInitializer(name, t);
   const v = (name: string) => g.newValue(name, { dtype: 'float32' });
   const conv = v('conv_out');
-  g.addNode({ name: 'conv', opType: 'Conv', inputs: [x, c('conv.w', randomTensor([8, 2, 3, 3], r, 0.6)), c('conv.b', randomTensor([8], r, 0.2))], outputs: [conv], attrs: { group: attr.int(2), pads: attr.ints([1, 1, 1, 1]) } });
+  g.addNode({
+    name: 'conv',
+    opType: 'Conv',
+    inputs: [
+      x,
+      c('conv.w', randomTensor([8, 2, 3, 3], r, 0.6)),
+      c('conv.b', randomTensor([8], r, 0.2)),
+    ],
+    outputs: [conv],
+    attrs: { group: attr.int(2), pads: attr.ints([1, 1, 1, 1]) },
+  });
   const relu = v('relu_out');
   g.addNode({ name: 'relu', opType: 'Relu', inputs: [conv], outputs: [relu] });
   const deconv = v('deconv_out');
-  g.addNode({ name: 'deconv', opType: 'ConvTranspose', inputs: [relu, c('deconv.w', randomTensor([8, 6, 2, 2], r, 0.5)), c('deconv.b', randomTensor([6], r, 0.2))], outputs: [deconv], attrs: { strides: attr.ints([2, 2]) } });
+  g.addNode({
+    name: 'deconv',
+    opType: 'ConvTranspose',
+    inputs: [
+      relu,
+      c('deconv.w', randomTensor([8, 6, 2, 2], r, 0.5)),
+      c('deconv.b', randomTensor([6], r, 0.2)),
+    ],
+    outputs: [deconv],
+    attrs: { strides: attr.ints([2, 2]) },
+  });
   const pool = v('pool_out');
-  g.addNode({ name: 'pool', opType: 'AveragePool', inputs: [deconv], outputs: [pool], attrs: { kernel_shape: attr.ints([4, 4]), strides: attr.ints([4, 4]) } });
+  g.addNode({
+    name: 'pool',
+    opType: 'AveragePool',
+    inputs: [deconv],
+    outputs: [pool],
+    attrs: { kernel_shape: attr.ints([4, 4]), strides: attr.ints([4, 4]) },
+  });
   const flat = v('flat_out');
   g.addNode({ name: 'flatten', opType: 'Flatten', inputs: [pool], outputs: [flat] });
   const gemm = v('gemm_out');
-  g.addNode({ name: 'gemm', opType: 'Gemm', inputs: [flat, c('gemm.w', randomTensor([10, 96], r, 0.3)), c('gemm.b', randomTensor([10], r, 0.1))], outputs: [gemm], attrs: { transB: attr.int(1) } });
+  g.addNode({
+    name: 'gemm',
+    opType: 'Gemm',
+    inputs: [
+      flat,
+      c('gemm.w', randomTensor([10, 96], r, 0.3)),
+      c('gemm.b', randomTensor([10], r, 0.1)),
+    ],
+    outputs: [gemm],
+    attrs: { transB: attr.int(1) },
+  });
   const y = g.newValue('y', { dtype: 'float32', shape: [1, 5] });
-  g.addNode({ name: 'matmul', opType: 'MatMul', inputs: [gemm, c('matmul.w', randomTensor([10, 5], r, 0.8))], outputs: [y] });
+  g.addNode({
+    name: 'matmul',
+    opType: 'MatMul',
+    inputs: [gemm, c('matmul.w', randomTensor([10, 5], r, 0.8))],
+    outputs: [y],
+  });
   g.outputs.push(y);
   saveOnnxModel(new Model(g), file);
 }
@@ -63,10 +107,19 @@ describe('PTQ covers every named layer kind', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amct-coverage-'));
     buildModel(path.join(dir, 'model.onnx'));
     amct.onnx.createQuantConfig(path.join(dir, 'c.json'), path.join(dir, 'model.onnx'), [], 6);
-    await amct.onnx.quantizeModel(path.join(dir, 'c.json'), path.join(dir, 'model.onnx'), path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'));
+    await amct.onnx.quantizeModel(
+      path.join(dir, 'c.json'),
+      path.join(dir, 'model.onnx'),
+      path.join(dir, 'm.onnx'),
+      path.join(dir, 'r.txt'),
+    );
     const net = await amct.Net.create(path.join(dir, 'm.onnx'));
     for (const x of inputs.slice(0, 6)) await net.forward({ x: ndarray(x, [1, 4, 8, 8]) });
-    await amct.onnx.saveModel(path.join(dir, 'm.onnx'), path.join(dir, 'r.txt'), path.join(dir, 'q'));
+    await amct.onnx.saveModel(
+      path.join(dir, 'm.onnx'),
+      path.join(dir, 'r.txt'),
+      path.join(dir, 'q'),
+    );
   }, 60_000);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -96,7 +149,9 @@ describe('PTQ covers every named layer kind', () => {
 
   it('deploy model (AscendQuant/AscendDequant, int8 weights) computes what fake-quant does', async () => {
     const deploy = await amct.Net.create(path.join(dir, 'q_deploy_model.onnx'));
-    const fake = await amct.Net.create(path.join(dir, 'q_fake_quant_model.onnx'), null, { optimize: false });
+    const fake = await amct.Net.create(path.join(dir, 'q_fake_quant_model.onnx'), null, {
+      optimize: false,
+    });
     for (const x of inputs.slice(6)) {
       const a = (await deploy.forward({ x: ndarray(x, [1, 4, 8, 8]) }))['y']!.data as Float32Array;
       const b = (await fake.forward({ x: ndarray(x, [1, 4, 8, 8]) }))['y']!.data as Float32Array;

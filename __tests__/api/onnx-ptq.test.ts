@@ -50,7 +50,8 @@ describe('amct.onnx PTQ on mnist-8', () => {
     const net = await amct.Net.create(modified);
     const m = loadMnist();
     const ndarray = (await import('ndarray')).default;
-    for (let i = 0; i < 16; i++) await net.forward({ Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) });
+    for (let i = 0; i < 16; i++)
+      await net.forward({ Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) });
     written = await amct.onnx.saveModel(modified, recordFile, path.join(dir, 'results', 'mnist'));
     fakeFile = path.join(dir, 'results', 'mnist_fake_quant_model.onnx');
     deployFile = path.join(dir, 'results', 'mnist_deploy_model.onnx');
@@ -65,11 +66,17 @@ describe('amct.onnx PTQ on mnist-8', () => {
   });
 
   it('quant.json gives each layer a cosine and SQNR that match a hand comparison of the two models', async () => {
-    const info = JSON.parse(fs.readFileSync(path.join(dir, 'results', 'mnist_quant.json'), 'utf8')) as {
+    const info = JSON.parse(
+      fs.readFileSync(path.join(dir, 'results', 'mnist_quant.json'), 'utf8'),
+    ) as {
       layers: Record<string, { output_error: { cosine: number; sqnr_db: number } }>;
       network_outputs: Record<string, { cosine: number; sqnr_db: number }>;
     };
-    expect(Object.keys(info.layers).sort()).toEqual(['Convolution110', 'Convolution28', 'Times212']);
+    expect(Object.keys(info.layers).sort()).toEqual([
+      'Convolution110',
+      'Convolution28',
+      'Times212',
+    ]);
     for (const l of Object.values(info.layers)) {
       expect(l.output_error.cosine).toBeGreaterThan(0.99);
       expect(l.output_error.sqnr_db).toBeGreaterThan(15);
@@ -78,12 +85,25 @@ describe('amct.onnx PTQ on mnist-8', () => {
     // model (optimizations off), image 0 (the first calibration image), cosine by hand.
     const m = loadMnist();
     const x = new ort.Tensor('float32', mnistBatch(m, 0, 1, 1), [1, 1, 28, 28]);
-    const a = (await (await ort.InferenceSession.create(MODEL)).run({ Input3: x }))['Plus214_Output_0']!.data as Float32Array;
-    const fake = await ort.InferenceSession.create(fs.readFileSync(fakeFile), { graphOptimizationLevel: 'disabled' });
+    const a = (await (await ort.InferenceSession.create(MODEL)).run({ Input3: x }))[
+      'Plus214_Output_0'
+    ]!.data as Float32Array;
+    const fake = await ort.InferenceSession.create(fs.readFileSync(fakeFile), {
+      graphOptimizationLevel: 'disabled',
+    });
     const b = (await fake.run({ Input3: x }))['Plus214_Output_0']!.data as Float32Array;
-    let dot = 0, na = 0, nb = 0;
-    for (let i = 0; i < a.length; i++) { dot += a[i]! * b[i]!; na += a[i]! ** 2; nb += b[i]! ** 2; }
-    expect(info.network_outputs['Plus214_Output_0']!.cosine).toBeCloseTo(dot / Math.sqrt(na * nb), 5);
+    let dot = 0,
+      na = 0,
+      nb = 0;
+    for (let i = 0; i < a.length; i++) {
+      dot += a[i]! * b[i]!;
+      na += a[i]! ** 2;
+      nb += b[i]! ** 2;
+    }
+    expect(info.network_outputs['Plus214_Output_0']!.cosine).toBeCloseTo(
+      dot / Math.sqrt(na * nb),
+      5,
+    );
   }, 30_000);
 
   it('records IFMR factors for all three layers (Conv, Conv, MatMul behind a constant Reshape)', () => {
@@ -99,8 +119,16 @@ describe('amct.onnx PTQ on mnist-8', () => {
   it('is as accurate as FP32 (within 0.2 pt) and ORT int8 kernels agree with the QDQ simulation', async () => {
     const fp32 = await predict(await ort.InferenceSession.create(MODEL), FIRST, LAST);
     const bytes = fs.readFileSync(fakeFile);
-    const simulated = await predict(await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled' }), FIRST, LAST);
-    const int8 = await predict(await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' }), FIRST, LAST);
+    const simulated = await predict(
+      await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled' }),
+      FIRST,
+      LAST,
+    );
+    const int8 = await predict(
+      await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' }),
+      FIRST,
+      LAST,
+    );
     const accFp32 = accuracy(fp32, FIRST);
     const accSim = accuracy(simulated, FIRST);
     const accInt8 = accuracy(int8, FIRST);

@@ -28,7 +28,15 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 
 function blob(layer: string, i: number, dims: number[], seed: number, scale: number): ParamSlot {
   const n = dims.reduce((a, b) => a * b, 1);
-  return { key: slotKey(layer, i), layer, blobIndex: i, dims, data: randn(n, rng(seed), scale), lrMult: 1, decayMult: 1 };
+  return {
+    key: slotKey(layer, i),
+    layer,
+    blobIndex: i,
+    dims,
+    data: randn(n, rng(seed), scale),
+    lrMult: 1,
+    decayMult: 1,
+  };
 }
 
 describe('retrain flow with AVE pooling and Deconvolution', () => {
@@ -57,7 +65,10 @@ describe('retrain flow with AVE pooling and Deconvolution', () => {
     const config = path.join(dir, 'config.json');
     amct.createQuantRetrainConfig(config, model, weights);
     const json = JSON.parse(fs.readFileSync(config, 'utf8'));
-    expect(json.pool).toEqual({ retrain_enable: true, retrain_data_config: { algo: 'ulq_quantize', dst_type: 'INT8' } });
+    expect(json.pool).toEqual({
+      retrain_enable: true,
+      retrain_data_config: { algo: 'ulq_quantize', dst_type: 'INT8' },
+    });
     expect(json.deconv.retrain_weight_config.channel_wise).toBe(true);
     const mm = path.join(dir, 'modified.prototxt');
     const mw = path.join(dir, 'modified.caffemodel');
@@ -67,7 +78,10 @@ describe('retrain flow with AVE pooling and Deconvolution', () => {
     const r = rng(9);
     const feeds = () => ({
       data: ndarray(randn(8 * 64, r), [8, 1, 8, 8]),
-      label: ndarray(Float32Array.from({ length: 8 }, () => Math.floor(((r() + 1) / 2) * 3)), [8]),
+      label: ndarray(
+        Float32Array.from({ length: 8 }, () => Math.floor(((r() + 1) / 2) * 3)),
+        [8],
+      ),
     });
     const batches = Array.from({ length: 4 }, feeds);
     const solverFile = path.join(dir, 'solver.prototxt');
@@ -75,7 +89,11 @@ describe('retrain flow with AVE pooling and Deconvolution', () => {
       solverFile,
       `net: "${mm}"\nbase_lr: 0.01\nlr_policy: "fixed"\nmomentum: 0.9\nmax_iter: 3\ntest_iter: 1\ntest_interval: 3\ntest_initialization: false\nsnapshot_prefix: "${path.join(dir, 'small')}"\n`,
     );
-    const solver = await amct.caffe.Solver.create(solverFile, { weights: mw, train: (i) => batches[i % 3]!, test: () => batches[3]! });
+    const solver = await amct.caffe.Solver.create(solverFile, {
+      weights: mw,
+      train: (i) => batches[i % 3]!,
+      test: () => batches[3]!,
+    });
     const result = await solver.solve();
     await solver.release();
     const snap = result.snapshots[0]!;
@@ -89,15 +107,23 @@ describe('retrain flow with AVE pooling and Deconvolution', () => {
 
     const save = path.join(dir, 'results', 'small');
     await amct.saveQuantRetrainModel(mm, snap, 'Both', save, rec, config);
-    const fake = await amct.Net.create(`${save}_fake_quant_model.prototxt`, `${save}_fake_quant_weights.caffemodel`);
+    const fake = await amct.Net.create(
+      `${save}_fake_quant_model.prototxt`,
+      `${save}_fake_quant_weights.caffemodel`,
+    );
     const retrained = await amct.Net.create(mm, snap);
     const x = batches[3]!;
     const a = (await fake.forward({ data: x.data })).ip!.data as Float32Array;
     const b = (await retrained.forward(x, { blobs: ['ip'] })).ip!.data as Float32Array;
     const scale = Math.max(...Array.from(b, Math.abs));
-    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(0.02 * scale);
-    const deploy = await amct.Net.create(`${save}_deploy_model.prototxt`, `${save}_deploy_weights.caffemodel`);
+    for (let i = 0; i < a.length; i++)
+      expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(0.02 * scale);
+    const deploy = await amct.Net.create(
+      `${save}_deploy_model.prototxt`,
+      `${save}_deploy_weights.caffemodel`,
+    );
     const c = (await deploy.forward({ data: x.data })).ip!.data as Float32Array;
-    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - c[i]!)).toBeLessThanOrEqual(0.02 * scale);
+    for (let i = 0; i < a.length; i++)
+      expect(Math.abs(a[i]! - c[i]!)).toBeLessThanOrEqual(0.02 * scale);
   }, 60_000);
 });

@@ -36,10 +36,19 @@ describe('UltraFace RFB-320 INT8 PTQ', () => {
     const model = fixture('onnx/ultraface/version-RFB-320_simplified.onnx');
     const images = faces();
     amct.onnx.createQuantConfig(path.join(dir, 'config.json'), model, [], images.length);
-    await amct.onnx.quantizeModel(path.join(dir, 'config.json'), model, path.join(dir, 'mod.onnx'), path.join(dir, 'record.txt'));
+    await amct.onnx.quantizeModel(
+      path.join(dir, 'config.json'),
+      model,
+      path.join(dir, 'mod.onnx'),
+      path.join(dir, 'record.txt'),
+    );
     const calib = await amct.Net.create(path.join(dir, 'mod.onnx'));
     for (const x of images) await calib.forward({ input: x });
-    await amct.onnx.saveModel(path.join(dir, 'mod.onnx'), path.join(dir, 'record.txt'), path.join(dir, 'uf'));
+    await amct.onnx.saveModel(
+      path.join(dir, 'mod.onnx'),
+      path.join(dir, 'record.txt'),
+      path.join(dir, 'uf'),
+    );
     const fp32 = await amct.Net.create(model);
     const fake = await amct.Net.create(path.join(dir, 'uf_fake_quant_model.onnx'));
     for (const x of images) {
@@ -57,12 +66,22 @@ describe('UltraFace RFB-320 INT8 PTQ', () => {
     const record = path.join(dir, 'caffe_record.txt');
     amct.createQuantConfig(config, prototxt, caffemodel, [], images.length);
     const graph = await amct.init(config, prototxt, caffemodel, record);
-    await amct.quantizeModel(graph, path.join(dir, 'mod.prototxt'), path.join(dir, 'mod.caffemodel'));
-    const calib = await amct.Net.create(path.join(dir, 'mod.prototxt'), path.join(dir, 'mod.caffemodel'));
+    await amct.quantizeModel(
+      graph,
+      path.join(dir, 'mod.prototxt'),
+      path.join(dir, 'mod.caffemodel'),
+    );
+    const calib = await amct.Net.create(
+      path.join(dir, 'mod.prototxt'),
+      path.join(dir, 'mod.caffemodel'),
+    );
     for (const x of images) await calib.forward({ input: x });
     await amct.saveModel(graph, 'Both', path.join(dir, 'ufc'));
     const fp32 = await amct.Net.create(prototxt, caffemodel);
-    const fake = await amct.Net.create(path.join(dir, 'ufc_fake_quant_model.prototxt'), path.join(dir, 'ufc_fake_quant_weights.caffemodel'));
+    const fake = await amct.Net.create(
+      path.join(dir, 'ufc_fake_quant_model.prototxt'),
+      path.join(dir, 'ufc_fake_quant_weights.caffemodel'),
+    );
     const twin = await amct.Net.create(path.join(dir, 'ufc_fake_quant_model.onnx'));
     for (const x of images) {
       const a = await fp32.forward({ input: x });

@@ -61,8 +61,14 @@ describe('examples/caffe_uniform_quant.ts on LeNet', () => {
     const text = fs.readFileSync(`${base}_deploy_model.prototxt`, 'utf8');
     expect(text).toContain('type: "Quant"');
     expect(text).toContain('type: "DeQuant"');
-    const deploy = await amct.Net.create(`${base}_deploy_model.prototxt`, `${base}_deploy_weights.caffemodel`);
-    const fake = await amct.Net.create(`${base}_fake_quant_model.prototxt`, `${base}_fake_quant_weights.caffemodel`);
+    const deploy = await amct.Net.create(
+      `${base}_deploy_model.prototxt`,
+      `${base}_deploy_weights.caffemodel`,
+    );
+    const fake = await amct.Net.create(
+      `${base}_fake_quant_model.prototxt`,
+      `${base}_fake_quant_weights.caffemodel`,
+    );
     const x = ndarray(mnistBatch(loadMnist(), 1000, 1200, 1 / 256), [200, 1, 28, 28]);
     const a = (await deploy.forward({ data: x }))['prob']!.data as Float32Array;
     const b = (await fake.forward({ data: x }))['prob']!.data as Float32Array;

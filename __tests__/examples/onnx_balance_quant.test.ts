@@ -36,7 +36,12 @@ async function top1(modelFile: string): Promise<number> {
 }
 
 /** `modelFile` with min-max per-tensor uint8 Q/DQ on `layer`'s input, range from images [0, n). */
-async function minMaxOnInput(modelFile: string, layer: string, n: number, outFile: string): Promise<void> {
+async function minMaxOnInput(
+  modelFile: string,
+  layer: string,
+  n: number,
+  outFile: string,
+): Promise<void> {
   const model = loadModel(modelFile);
   runPasses(model, [upgradeOpsetPass], {}); // QuantizeLinear needs opset >= 10
   const g = model.graph;
@@ -47,7 +52,10 @@ async function minMaxOnInput(modelFile: string, layer: string, n: number, outFil
   let lo = 0;
   let hi = 0;
   for (let i = 0; i < n; i++) {
-    const r = await net.forward({ Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) }, { blobs: [x.name] });
+    const r = await net.forward(
+      { Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) },
+      { blobs: [x.name] },
+    );
     for (const v of r[x.name]!.data as Float32Array) {
       lo = Math.min(lo, v);
       hi = Math.max(hi, v);
@@ -55,11 +63,20 @@ async function minMaxOnInput(modelFile: string, layer: string, n: number, outFil
   }
   const scale = (hi - lo) / 255;
   const s = g.addInitializer('minmax.scale', Tensor.float32([], [scale]));
-  const zp = g.addInitializer('minmax.zero_point', new Tensor('uint8', [], Uint8Array.of(Math.round(-lo / scale))));
+  const zp = g.addInitializer(
+    'minmax.zero_point',
+    new Tensor('uint8', [], Uint8Array.of(Math.round(-lo / scale))),
+  );
   const q = g.newValue('minmax.q', { dtype: 'uint8' });
   const dq = g.newValue('minmax.dq', { dtype: 'float32' });
-  g.addNode({ name: 'minmax.quant', opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] }, { before: node });
-  g.addNode({ name: 'minmax.dequant', opType: 'DequantizeLinear', inputs: [q, s, zp], outputs: [dq] }, { before: node });
+  g.addNode(
+    { name: 'minmax.quant', opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] },
+    { before: node },
+  );
+  g.addNode(
+    { name: 'minmax.dequant', opType: 'DequantizeLinear', inputs: [q, s, zp], outputs: [dq] },
+    { before: node },
+  );
   node.replaceInput(0, dq);
   saveOnnxModel(model, outFile);
 }
@@ -74,7 +91,11 @@ it('examples/onnx_balance_quant.ts on mnist-8 keeps top-1 within 0.2 pt of FP32'
   const r = await main({ ...defaultArgs(), outDir: path.join(dir, 'mnist-8') });
   expect(r.fp32).toBeGreaterThan(98.8);
   expect(Math.abs(r.fakeQuant - r.fp32!)).toBeLessThanOrEqual(0.2);
-  expect(r.files.map((f) => path.basename(f)).sort()).toEqual(['mnist-8_deploy_model.onnx', 'mnist-8_fake_quant_model.onnx', 'mnist-8_quant.json']);
+  expect(r.files.map((f) => path.basename(f)).sort()).toEqual([
+    'mnist-8_deploy_model.onnx',
+    'mnist-8_fake_quant_model.onnx',
+    'mnist-8_quant.json',
+  ]);
   const rec = RecordFile.read(r.recordFile);
   expect(rec.get('Convolution110')!.tensorBalanceFactor).toHaveLength(8);
   expect(rec.get('Convolution110')!.scaleD).toBeGreaterThan(0);
@@ -84,7 +105,13 @@ describe('synthetic outlier variant of mnist-8', () => {
   const outlier = () => path.join(dir, 'mnist-8-outlier.onnx');
   let fp32: number;
   beforeAll(async () => {
-    makeOutlierModel(MNIST8, outlier(), { producer: 'Convolution28', consumer: 'Convolution110', channel: 3, factor: 500, biasOf: 'Parameter6' });
+    makeOutlierModel(MNIST8, outlier(), {
+      producer: 'Convolution28',
+      consumer: 'Convolution110',
+      channel: 3,
+      factor: 500,
+      biasOf: 'Parameter6',
+    });
     fp32 = await top1(outlier());
   }, 60_000);
 
@@ -96,8 +123,21 @@ describe('synthetic outlier variant of mnist-8', () => {
   }, 120_000);
 
   it('our INT8 loses accuracy there; with balance it recovers >= 80 % of the loss', async () => {
-    const plain = await main({ ...defaultArgs(), modelFile: outlier(), modelName: 'outlier', balance: false, preTest: false, outDir: path.join(dir, 'plain') });
-    const balanced = await main({ ...defaultArgs(), modelFile: outlier(), modelName: 'outlier', preTest: false, outDir: path.join(dir, 'balanced') });
+    const plain = await main({
+      ...defaultArgs(),
+      modelFile: outlier(),
+      modelName: 'outlier',
+      balance: false,
+      preTest: false,
+      outDir: path.join(dir, 'plain'),
+    });
+    const balanced = await main({
+      ...defaultArgs(),
+      modelFile: outlier(),
+      modelName: 'outlier',
+      preTest: false,
+      outDir: path.join(dir, 'balanced'),
+    });
     const loss = fp32 - plain.fakeQuant;
     console.log(
       `mnist-8 outlier variant, top-1 on 1000..9999: FP32 ${fp32.toFixed(2)} %, INT8 ${plain.fakeQuant.toFixed(2)} % without balance, ` +

@@ -30,7 +30,11 @@ export function loadMnist(): Mnist {
   if (!mnistCache) {
     const img = readIdx(fixture('datasets/mnist/t10k-images-idx3-ubyte.gz'));
     const lab = readIdx(fixture('datasets/mnist/t10k-labels-idx1-ubyte.gz'));
-    mnistCache = { images: img.data as Uint8Array, labels: lab.data as Uint8Array, count: lab.dims[0]! };
+    mnistCache = {
+      images: img.data as Uint8Array,
+      labels: lab.data as Uint8Array,
+      count: lab.dims[0]!,
+    };
   }
   return mnistCache;
 }
@@ -48,7 +52,8 @@ export function argmaxRows(data: ArrayLike<number>, rows: number): number[] {
   const out: number[] = [];
   for (let r = 0; r < rows; r++) {
     let best = 0;
-    for (let c = 1; c < cols; c++) if ((data[r * cols + c] as number) > (data[r * cols + best] as number)) best = c;
+    for (let c = 1; c < cols; c++)
+      if ((data[r * cols + c] as number) > (data[r * cols + best] as number)) best = c;
     out.push(best);
   }
   return out;

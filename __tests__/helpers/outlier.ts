@@ -13,7 +13,11 @@ import { Tensor, type Node, type Value } from '../../src/ir';
 function scaleConstant(v: Value, factor: (i: number) => number): void {
   const t = v.constant!;
   const src = t.toFloat32();
-  v.constant = new Tensor('float32', t.dims, Float32Array.from(src, (x, i) => x * factor(i)));
+  v.constant = new Tensor(
+    'float32',
+    t.dims,
+    Float32Array.from(src, (x, i) => x * factor(i)),
+  );
 }
 
 /** Input channel of element i of a Conv weight [Cout, Cin/g, k...], written out per group. */
@@ -39,12 +43,15 @@ export function makeOutlierModel(
   const g = model.graph;
   const a = g.findNode(opts.producer);
   const b = g.findNode(opts.consumer);
-  if (!a || !b || a.opType !== 'Conv' || b.opType !== 'Conv') throw new Error(`${modelFile}: no Conv ${opts.producer} / ${opts.consumer}`);
+  if (!a || !b || a.opType !== 'Conv' || b.opType !== 'Conv')
+    throw new Error(`${modelFile}: no Conv ${opts.producer} / ${opts.consumer}`);
   const wa = a.input(1)!;
   const per = wa.constant!.size / wa.constant!.dims[0]!;
   scaleConstant(wa, (i) => (Math.floor(i / per) === opts.channel ? opts.factor : 1));
   const bias = opts.biasOf ? g.initializers.get(opts.biasOf)! : a.input(2)!;
   scaleConstant(bias, (i) => (i === opts.channel ? opts.factor : 1));
-  scaleConstant(b.input(1)!, (i) => (convInputChannel(b, i) === opts.channel ? 1 / opts.factor : 1));
+  scaleConstant(b.input(1)!, (i) =>
+    convInputChannel(b, i) === opts.channel ? 1 / opts.factor : 1,
+  );
   saveOnnxModel(model, outFile);
 }

@@ -12,13 +12,17 @@ describe('Net', () => {
     const net = await Net.create(MNIST8);
     const x = ndarray(new Float32Array(784), [1, 1, 28, 28]);
     await expect(net.forward({ data: x })).rejects.toThrow(FeedError);
-    await expect(net.forward({ data: x })).rejects.toThrow(/no input named 'data' \(inputs: Input3\)/);
+    await expect(net.forward({ data: x })).rejects.toThrow(
+      /no input named 'data' \(inputs: Input3\)/,
+    );
   });
 
   it('names the expected shape when a feed shape is wrong', async () => {
     const net = await Net.create(MNIST8);
     const x = ndarray(new Float32Array(2 * 784), [2, 1, 28, 28]);
-    await expect(net.forward({ Input3: x })).rejects.toThrow(/expects shape \[1, 1, 28, 28\], got \[2, 1, 28, 28\]/);
+    await expect(net.forward({ Input3: x })).rejects.toThrow(
+      /expects shape \[1, 1, 28, 28\], got \[2, 1, 28, 28\]/,
+    );
   });
 
   it('reports a missing feed', async () => {
@@ -46,7 +50,9 @@ describe('Net', () => {
       for (let k = 0; k < 256; k++) acc += pooled[k]! * w[k * 10 + j]!;
       expect(Math.abs(logits[j]! - acc)).toBeLessThan(1e-6 * Math.abs(acc) + 1e-4);
     }
-    await expect(net.forward({ Input3: x }, { blobs: ['nope'] })).rejects.toThrow(/no blob named 'nope'/);
+    await expect(net.forward({ Input3: x }, { blobs: ['nope'] })).rejects.toThrow(
+      /no blob named 'nope'/,
+    );
   });
 
   it('accepts ort.Tensor feeds and strided ndarray views', async () => {
@@ -58,7 +64,9 @@ describe('Net', () => {
     for (let i = 0; i < 28; i++) for (let j = 0; j < 28; j++) t[j * 28 + i] = data[i * 28 + j]!;
     const view = ndarray(t, [1, 1, 28, 28]).transpose(0, 1, 3, 2);
     const b = await net.forward({ Input3: view });
-    expect(Array.from(b.Plus214_Output_0!.data as Float32Array)).toEqual(Array.from(a.Plus214_Output_0!.data as Float32Array));
+    expect(Array.from(b.Plus214_Output_0!.data as Float32Array)).toEqual(
+      Array.from(a.Plus214_Output_0!.data as Float32Array),
+    );
   });
 
   it('refuses GPU mode clearly when CUDA is not available', () => {

@@ -229,6 +229,28 @@ describe('backward rules vs finite differences', () => {
     await expectGood([pos], (_g, e, v) => e.op('Sqrt', [e.op('Exp', [v.X!])]), SMOOTH);
   });
 
+  it('Sum, Identity, Dropout (inference), Log, Neg, Abs, Clip, Squeeze, Unsqueeze, GlobalMaxPool', async () => {
+    const pos = separated('P', [2, 3], 52);
+    (pos.data as Float32Array).forEach((x, i, a) => (a[i] = 0.5 + Math.abs(x)));
+    await expectGood(
+      [pos, separated('X', [2, 3], 53), f('B', [3], 54)],
+      (_g, e, v) => {
+        const s = e.op('Sum', [e.op('Log', [v.P!]), e.neg(e.op('Abs', [v.X!])), v.B!]);
+        const c = e.op('Clip', [e.op('Identity', [s]), e.scalar(-1.2), e.scalar(0.9)]);
+        return e.op('Squeeze', [
+          e.op('Unsqueeze', [e.op('Dropout', [c]), e.ints([1])]),
+          e.ints([1]),
+        ]);
+      },
+      KINKED,
+    );
+    await expectGood(
+      [separated('X', [2, 3, 3, 3], 55)],
+      (_g, e, v) => e.op('GlobalMaxPool', [v.X!]),
+      KINKED,
+    );
+  });
+
   it('Concat, Split, Slice, Pad', async () => {
     await expectGood(
       [f('A', [2, 3], 38), f('B', [2, 2], 39)],

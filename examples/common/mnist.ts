@@ -4,7 +4,8 @@ import * as path from 'path';
 import ndarray, { type NdArray } from 'ndarray';
 import * as amct from 'amct-ts';
 
-export const FIXTURES = process.env.AMCT_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures');
+export const FIXTURES =
+  process.env.AMCT_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures');
 
 export function fixturesPresent(): boolean {
   return fs.existsSync(path.join(FIXTURES, 'datasets/mnist/t10k-images-idx3-ubyte.gz'));

@@ -15,7 +15,8 @@ const RECORD_EMPTY =
 
 /** Whether any quantized layer of the config asks for the DMQ balancer. */
 export function hasDmqBalancer(config: QuantConfig): boolean {
-  for (const l of config.layers.values()) if (l.quantEnable && l.dmqBalancerParam !== undefined) return true;
+  for (const l of config.layers.values())
+    if (l.quantEnable && l.dmqBalancerParam !== undefined) return true;
   return false;
 }
 
@@ -70,7 +71,10 @@ export function applyRecordedBalance(
     }
     return { layer: l.layer, node: l.node, factors };
   });
-  const placed = applyDmqBalance(model, targets, { quantizedLayers: new Set(layers.map((l) => l.layer)), recordFile });
+  const placed = applyDmqBalance(model, targets, {
+    quantizedLayers: new Set(layers.map((l) => l.layer)),
+    recordFile,
+  });
   logger.info(
     `tensor_balance_factor applied: ${placed.map((p) => (p.placement === 'mul' ? `${p.layer} (Mul)` : `${p.layer} (into ${p.into})`)).join(', ')}`,
   );
@@ -85,9 +89,15 @@ export function applyBalanceOfRecord(
   recordFile: string,
 ): BalancePlacement[] {
   const targets = layers
-    .map((l) => ({ layer: l.name, node: l.node, factors: record.get(l.name)?.tensorBalanceFactor ?? [] }))
+    .map((l) => ({
+      layer: l.name,
+      node: l.node,
+      factors: record.get(l.name)?.tensorBalanceFactor ?? [],
+    }))
     .filter((t) => t.factors.length > 0);
   if (targets.length === 0) return [];
-  return applyDmqBalance(model, targets, { quantizedLayers: new Set(layers.map((l) => l.name)), recordFile });
+  return applyDmqBalance(model, targets, {
+    quantizedLayers: new Set(layers.map((l) => l.name)),
+    recordFile,
+  });
 }
-

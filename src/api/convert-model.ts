@@ -33,10 +33,13 @@ export async function convertModel(
   const layers = listQuantLayers(model.graph).filter((l) => record.get(l.name) !== undefined);
   for (const l of layers) {
     if (!l.quantizable) {
-      throw new RecordError(`${scaleOffsetRecordFile}: layer ${l.name} cannot be quantized: ${l.reason}`, {
-        file: scaleOffsetRecordFile,
-        layer: l.name,
-      });
+      throw new RecordError(
+        `${scaleOffsetRecordFile}: layer ${l.name} cannot be quantized: ${l.reason}`,
+        {
+          file: scaleOffsetRecordFile,
+          layer: l.name,
+        },
+      );
     }
   }
   validateRecord(
@@ -49,7 +52,7 @@ export async function convertModel(
   applyBalanceOfRecord(model, layers, record, scaleOffsetRecordFile);
   if (!cpuHasVnni()) {
     logger.warn(
-      'convertModel keeps the record\'s 8-bit weights; on this CPU (no VNNI) ORT\'s integer kernels may ' +
+      "convertModel keeps the record's 8-bit weights; on this CPU (no VNNI) ORT's integer kernels may " +
         'saturate int16 pair sums, so the ORT-run INT8 model can differ from the fake-quant simulation',
     );
   }

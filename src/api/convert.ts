@@ -12,7 +12,10 @@ import { relaxBatch } from '../runtime/net';
 export function caffe2onnx(modelFile: string, weightsFile: string, onnxFile: string): void {
   for (const input of [modelFile, weightsFile]) {
     if (path.resolve(input) === path.resolve(onnxFile)) {
-      throw new ModelFormatError(`${onnxFile}: the ONNX file would overwrite an input of the conversion`, { file: onnxFile });
+      throw new ModelFormatError(
+        `${onnxFile}: the ONNX file would overwrite an input of the conversion`,
+        { file: onnxFile },
+      );
     }
   }
   const model = loadModel(modelFile, weightsFile);

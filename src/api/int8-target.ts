@@ -36,6 +36,7 @@ export function weightBitsFor(options: QuantOptions): number {
   if (target === 'ascend' || target === 'vnni') return 8;
   if (target === 'avx2') return 7;
   const vnni = cpuHasVnni();
-  if (!vnni) logger.debug('CPU without VNNI: weights quantized to 7 bits so ORT INT8 kernels stay exact');
+  if (!vnni)
+    logger.debug('CPU without VNNI: weights quantized to 7 bits so ORT INT8 kernels stay exact');
   return vnni ? 8 : 7;
 }

@@ -4,7 +4,12 @@
  */
 import { loadOnnxModel } from '../frontends/onnx/import';
 import { RecordFile } from '../record/record-file';
-import { createQuantConfig as createConfig, init, quantizeModel as quantize, saveQuantized } from './ptq';
+import {
+  createQuantConfig as createConfig,
+  init,
+  quantizeModel as quantize,
+  saveQuantized,
+} from './ptq';
 import type { QuantOptions } from './int8-target';
 
 /** amct_onnx.create_quant_config(config_file, model_file, skip_layers, batch_num, activation_offset, config_defination) */
@@ -16,7 +21,15 @@ export function createQuantConfig(
   activationOffset = true,
   configDefinition?: string | null,
 ): void {
-  createConfig(configFile, modelFile, null, skipLayers, batchNum, activationOffset, configDefinition);
+  createConfig(
+    configFile,
+    modelFile,
+    null,
+    skipLayers,
+    batchNum,
+    activationOffset,
+    configDefinition,
+  );
 }
 
 /**
@@ -47,13 +60,21 @@ export async function quantizeModel(
 }
 
 /** amct_onnx.save_model(modified_onnx_file, record_file, save_path) */
-export async function saveModel(modifiedOnnxFile: string, recordFile: string, savePath: string): Promise<string[]> {
+export async function saveModel(
+  modifiedOnnxFile: string,
+  recordFile: string,
+  savePath: string,
+): Promise<string[]> {
   RecordFile.read(recordFile); // a missing record is reported before any work
   return saveQuantized(loadOnnxModel(modifiedOnnxFile), recordFile, 'Both', savePath);
 }
 
 /** amct_onnx.convert_model(model_file, scale_offset_record_file, save_path) */
-export async function convertModel(modelFile: string, scaleOffsetRecordFile: string, savePath: string): Promise<string[]> {
+export async function convertModel(
+  modelFile: string,
+  scaleOffsetRecordFile: string,
+  savePath: string,
+): Promise<string[]> {
   const { convertModel: convert } = await import('./convert-model');
   return convert(modelFile, null, scaleOffsetRecordFile, savePath);
 }
@@ -90,7 +111,17 @@ export async function accuracyBasedAutoCalibration(
   options: QuantOptions = {},
 ): Promise<import('./auto-calibration').AutoCalibrationResult> {
   const { runAccuracyBasedAutoCalibration } = await import('./auto-calibration');
-  return runAccuracyBasedAutoCalibration(modelFile, null, modelEvaluator, configFile, recordFile, saveDir, strategy, sensitivity, options);
+  return runAccuracyBasedAutoCalibration(
+    modelFile,
+    null,
+    modelEvaluator,
+    configFile,
+    recordFile,
+    saveDir,
+    strategy,
+    sensitivity,
+    options,
+  );
 }
 
 /** amct_onnx tensor decomposition: autoDecomposition / decomposeNetwork over .onnx files. */

@@ -60,14 +60,26 @@ function dmqLayers(model: Model, config: QuantConfig): DmqLayer[] {
  * owns): the same opset upgrade and Conv+BN fusion as quantizeModel, so layer names and weights
  * are the ones the factors will be applied to, then one DMQ balancer per balanced layer.
  */
-function buildPreprocessModel(model: Model, config: QuantConfig, recordFile: string, configFile: string): string[] {
-  if (!hasDmqBalancer(config)) throw new ConfigError(`${configFile}: ${NO_DMQ_LAYER}`, { file: configFile });
+function buildPreprocessModel(
+  model: Model,
+  config: QuantConfig,
+  recordFile: string,
+  configFile: string,
+): string[] {
+  if (!hasDmqBalancer(config))
+    throw new ConfigError(`${configFile}: ${NO_DMQ_LAYER}`, { file: configFile });
   runPasses(model, [upgradeOpsetPass], {});
-  if (config.doFusion) runPasses(model, [foldAffinePass], { skipFusionLayers: new Set(config.skipFusionLayers) });
+  if (config.doFusion)
+    runPasses(model, [foldAffinePass], { skipFusionLayers: new Set(config.skipFusionLayers) });
   const layers = dmqLayers(model, config);
-  if (layers.length === 0) throw new ConfigError(`${configFile}: ${NO_DMQ_LAYER}`, { file: configFile });
+  if (layers.length === 0)
+    throw new ConfigError(`${configFile}: ${NO_DMQ_LAYER}`, { file: configFile });
   for (const l of layers) {
-    insertDmqBalancer(model.graph, l.node, { layer: l.layer, recordFile, migrationStrength: l.migrationStrength });
+    insertDmqBalancer(model.graph, l.node, {
+      layer: l.layer,
+      recordFile,
+      migrationStrength: l.migrationStrength,
+    });
   }
   model.setOpset(AMCT_DOMAIN, 1);
   // AMCT's quantize_preprocess starts a new record: the factors written next are the only content.
@@ -81,8 +93,13 @@ function buildPreprocessModel(model: Model, config: QuantConfig, recordFile: str
  * `tensor_balance_factor` for every balanced layer to `recordFile`. `graph` (from init) is left
  * as it is; quantizeModel(graph, ...) then applies the factors.
  */
-export async function quantizePreprocess(configFile: string, recordFile: string, graph: QuantGraph): Promise<Net> {
-  if (graph.quantized) throw new ConfigError('quantizePreprocess must run before quantizeModel on this graph');
+export async function quantizePreprocess(
+  configFile: string,
+  recordFile: string,
+  graph: QuantGraph,
+): Promise<Net> {
+  if (graph.quantized)
+    throw new ConfigError('quantizePreprocess must run before quantizeModel on this graph');
   if (path.resolve(recordFile) !== path.resolve(graph.recordFile)) {
     throw new ConfigError(
       `record_file ${recordFile} is not the record file given to init (${graph.recordFile}); quantizeModel reads the balance factors from that one`,
@@ -92,7 +109,9 @@ export async function quantizePreprocess(configFile: string, recordFile: string,
   const model = cloneModel(graph.model);
   const config = readQuantConfig(configFile, model.graph);
   const layers = buildPreprocessModel(model, config, recordFile, configFile);
-  logger.info(`dmq_balancer inserted for ${layers.join(', ')}; run exactly one calibration forward on the returned model`);
+  logger.info(
+    `dmq_balancer inserted for ${layers.join(', ')}; run exactly one calibration forward on the returned model`,
+  );
   return Net.fromModel(model);
 }
 

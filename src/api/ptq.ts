@@ -3,11 +3,21 @@
  * quantizeModel -> (calibration forwards with amct.Net) -> saveModel. `weightsFile` is null for
  * ONNX models. This layer only orchestrates: passes, algorithms and adapters do the work.
  */
-import { ACT_CALIBRATION, actCalibrationSpec, insertActCalibration, type ActCalibrationSpec } from '../calibration/act-calibration';
+import {
+  ACT_CALIBRATION,
+  actCalibrationSpec,
+  insertActCalibration,
+  type ActCalibrationSpec,
+} from '../calibration/act-calibration';
 import { listQuantLayers } from '../config/quantizable';
-import { createQuantConfigFile, readQuantConfig, type LayerQuantConfig } from '../config/quant-config';
+import {
+  createQuantConfigFile,
+  readQuantConfig,
+  type LayerQuantConfig,
+} from '../config/quant-config';
 import { ConfigError, RecordError } from '../errors';
 import { loadModel } from '../frontends/load';
+import { saveCaffeModel } from '../frontends/caffe/export';
 import { saveOnnxModel } from '../frontends/onnx/export';
 import { cloneModel, type Model, type Node, type Value } from '../ir';
 import { logger } from '../log/logger';
@@ -40,7 +50,9 @@ export type SaveType = 'Fakequant' | 'Deploy' | 'Both';
 export function loadForQuant(modelFile: string, weightsFile: string | null): Model {
   const model = loadModel(modelFile, weightsFile);
   if (isFp16Model(model)) {
-    logger.info(`${modelFile} computes in float16: quantizing its float32 upcast (the INT8 models take float32 inputs)`);
+    logger.info(
+      `${modelFile} computes in float16: quantizing its float32 upcast (the INT8 models take float32 inputs)`,
+    );
     runPasses(model, [upcastFp16Pass], {});
   }
   runPasses(model, [foldConstantsPass], {});
@@ -96,7 +108,8 @@ export async function quantizeModel(
   const model = graph.model;
   const cfg = graph.config;
   runPasses(model, [upgradeOpsetPass], {});
-  if (cfg.doFusion) runPasses(model, [foldAffinePass], { skipFusionLayers: new Set(cfg.skipFusionLayers) });
+  if (cfg.doFusion)
+    runPasses(model, [foldAffinePass], { skipFusionLayers: new Set(cfg.skipFusionLayers) });
   const record = RecordFile.read(graph.recordFile);
   const targets = enabledLayers(model, cfg.layers);
   applyRecordedBalance(model, targets, record, graph.recordFile); // DMQ: W * s, x / s before ARQ
@@ -118,11 +131,20 @@ export async function quantizeModel(
     }
   }
   record.write(graph.recordFile);
-  insertCalibrationLayers(model, targets, graph.recordFile, cfg.batchNum, weightBits, options.calibrationMode ?? 'histogram');
+  insertCalibrationLayers(
+    model,
+    targets,
+    graph.recordFile,
+    cfg.batchNum,
+    weightBits,
+    options.calibrationMode ?? 'histogram',
+  );
   model.setOpset(AMCT_DOMAIN, 1);
   writeModel(model, modifiedModelFile, modifiedWeightsFile);
   graph.quantized = true;
-  logger.info(`modified model written to ${modifiedModelFile}; run ${cfg.batchNum} calibration batch(es) on it`);
+  logger.info(
+    `modified model written to ${modifiedModelFile}; run ${cfg.batchNum} calibration batch(es) on it`,
+  );
 }
 
 interface Target {
@@ -143,7 +165,8 @@ function enabledLayers(model: Model, layers: ReadonlyMap<string, LayerQuantConfi
     out.push({ layer: info.name, node: info.node, config });
   }
   for (const info of listQuantLayers(model.graph)) {
-    if (!layers.get(info.name)?.quantEnable) logger.info(`layer ${info.name} (${info.type}) is not quantized (skipped or disabled)`);
+    if (!layers.get(info.name)?.quantEnable)
+      logger.info(`layer ${info.name} (${info.type}) is not quantized (skipped or disabled)`);
   }
   return out;
 }
@@ -192,15 +215,19 @@ function writeModel(model: Model, modelFile: string, weightsFile: string | null)
     saveOnnxModel(model, modelFile);
     return;
   }
-  if (!weightsFile) throw new ConfigError(`${modelFile}: a Caffe model needs a weights file to be written too`);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { saveCaffeModel } = require('../frontends/caffe/export') as typeof import('../frontends/caffe/export');
+  if (!weightsFile)
+    throw new ConfigError(`${modelFile}: a Caffe model needs a weights file to be written too`);
   saveCaffeModel(model, modelFile, weightsFile);
 }
 
 /** amct.save_model: fake-quant and/or deploy models from the graph and the calibrated record. */
-export async function saveModel(graph: QuantGraph, saveType: SaveType, savePath: string): Promise<string[]> {
-  if (!graph.quantized) throw new ConfigError('saveModel needs quantizeModel (and calibration) first');
+export async function saveModel(
+  graph: QuantGraph,
+  saveType: SaveType,
+  savePath: string,
+): Promise<string[]> {
+  if (!graph.quantized)
+    throw new ConfigError('saveModel needs quantizeModel (and calibration) first');
   return saveQuantized(graph.model, graph.recordFile, saveType, savePath);
 }
 
@@ -212,12 +239,17 @@ export async function saveQuantized(
   savePath: string,
 ): Promise<string[]> {
   if (!['Fakequant', 'Deploy', 'Both'].includes(saveType)) {
-    throw new ConfigError(`save_type must be 'Fakequant', 'Deploy' or 'Both', got '${saveType}'`, { key: 'save_type' });
+    throw new ConfigError(`save_type must be 'Fakequant', 'Deploy' or 'Both', got '${saveType}'`, {
+      key: 'save_type',
+    });
   }
   const record = RecordFile.read(recordFile);
   const base = stripCalibration(modified);
   const layers = calibratedLayers(modified);
-  if (layers.size === 0) throw new RecordError(`${recordFile}: the model has no calibration layers; was it made by quantizeModel?`);
+  if (layers.size === 0)
+    throw new RecordError(
+      `${recordFile}: the model has no calibration layers; was it made by quantizeModel?`,
+    );
   checkRecord(record, layers, recordFile);
   const written: string[] = [];
   const caffe = modified.source?.format === 'caffe';
@@ -227,7 +259,9 @@ export async function saveQuantized(
     insertQdq(fake.graph, plans);
     const placed = placeQdqForOrt(fake.graph);
     if (placed.moved.length) {
-      logger.debug(`Q/DQ placed for ORT fusion after ${placed.moved.join(', ')}; Relu removed: ${placed.removedRelus.join(', ') || 'none'}`);
+      logger.debug(
+        `Q/DQ placed for ORT fusion after ${placed.moved.join(', ')}; Relu removed: ${placed.removedRelus.join(', ') || 'none'}`,
+      );
     }
     fake.opsetImports = fake.opsetImports.filter((o) => o.domain !== AMCT_DOMAIN);
     if (saveType !== 'Deploy') {
@@ -242,7 +276,10 @@ export async function saveQuantized(
     const fakeCaffe = cloneModel(base);
     insertFakeQuant(fakeCaffe.graph, plansFor(fakeCaffe, record, layers));
     fakeCaffe.setOpset(AMCT_DOMAIN, 1);
-    const files = [outputFile(savePath, 'fake_quant_model.prototxt'), outputFile(savePath, 'fake_quant_weights.caffemodel')];
+    const files = [
+      outputFile(savePath, 'fake_quant_model.prototxt'),
+      outputFile(savePath, 'fake_quant_weights.caffemodel'),
+    ];
     writeModel(fakeCaffe, files[0]!, files[1]!);
     written.push(...files);
   }
@@ -251,7 +288,10 @@ export async function saveQuantized(
     insertAscend(deploy.graph, plansFor(deploy, record, layers));
     deploy.setOpset(AMCT_DOMAIN, 1);
     if (caffe) {
-      const files = [outputFile(savePath, 'deploy_model.prototxt'), outputFile(savePath, 'deploy_weights.caffemodel')];
+      const files = [
+        outputFile(savePath, 'deploy_model.prototxt'),
+        outputFile(savePath, 'deploy_weights.caffemodel'),
+      ];
       writeModel(deploy, files[0]!, files[1]!);
       written.push(...files);
     } else {
@@ -290,23 +330,40 @@ export function stripCalibration(model: Model): Model {
   return copy;
 }
 
-function checkRecord(record: RecordFile, layers: Map<string, ActCalibrationSpec>, file: string): void {
+function checkRecord(
+  record: RecordFile,
+  layers: Map<string, ActCalibrationSpec>,
+  file: string,
+): void {
   if (record.layers().length === 0) {
-    throw new RecordError('record_file is empty, no layers to be quantized. Please ensure calibration is finished by checking information!', { file });
+    throw new RecordError(
+      'record_file is empty, no layers to be quantized. Please ensure calibration is finished by checking information!',
+      { file },
+    );
   }
   for (const layer of layers.keys()) {
     const r = record.get(layer);
     if (!r) throw new RecordError(`Cannot find layer '${layer}' in record file`, { file, layer });
     if (r.scaleD === undefined) {
-      throw new RecordError(`cannot find scale_d of layer ${layer} in record_file, please check data calibration process!`, { file, layer });
+      throw new RecordError(
+        `cannot find scale_d of layer ${layer} in record_file, please check data calibration process!`,
+        { file, layer },
+      );
     }
     if (r.offsetD === undefined) {
-      throw new RecordError(`cannot find offset_d of layer ${layer} in record_file, please check data calibration process!`, { file, layer });
+      throw new RecordError(
+        `cannot find offset_d of layer ${layer} in record_file, please check data calibration process!`,
+        { file, layer },
+      );
     }
   }
 }
 
-function plansFor(model: Model, record: RecordFile, layers: Map<string, ActCalibrationSpec>): LayerQuantPlan[] {
+function plansFor(
+  model: Model,
+  record: RecordFile,
+  layers: Map<string, ActCalibrationSpec>,
+): LayerQuantPlan[] {
   const plans: LayerQuantPlan[] = [];
   for (const info of listQuantLayers(model.graph)) {
     const spec = layers.get(info.name);
@@ -329,10 +386,17 @@ function plansFor(model: Model, record: RecordFile, layers: Map<string, ActCalib
 type Errors = Awaited<ReturnType<typeof measureLayerErrors>> | null;
 
 /** Per-layer cosine / SQNR of fake-quant vs float on the first calibration batch, if kept. */
-async function layerErrors(base: Model, fake: Model, plans: LayerQuantPlan[], recordFile: string): Promise<Errors> {
+async function layerErrors(
+  base: Model,
+  fake: Model,
+  plans: LayerQuantPlan[],
+  recordFile: string,
+): Promise<Errors> {
   const sample = readSample(recordFile);
   if (!sample) {
-    logger.info(`${sampleFile(recordFile)} not found: quant.json will have no per-layer error figures`);
+    logger.info(
+      `${sampleFile(recordFile)} not found: quant.json will have no per-layer error figures`,
+    );
     return null;
   }
   const blobs: Record<string, string> = {};
@@ -347,7 +411,11 @@ function rounded(e: LayerError): Record<string, number | null> {
   };
 }
 
-function quantInfo(record: RecordFile, layers: Map<string, ActCalibrationSpec>, errors: Errors): Record<string, unknown> {
+function quantInfo(
+  record: RecordFile,
+  layers: Map<string, ActCalibrationSpec>,
+  errors: Errors,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [layer, spec] of layers) {
     const r = record.get(layer)!;
@@ -362,12 +430,18 @@ function quantInfo(record: RecordFile, layers: Map<string, ActCalibrationSpec>, 
       ...(errors?.layers[layer] ? { output_error: rounded(errors.layers[layer]) } : {}),
     };
   }
-  const outputs = errors ? Object.fromEntries(Object.entries(errors.outputs).map(([k, e]) => [k, rounded(e)])) : undefined;
+  const outputs = errors
+    ? Object.fromEntries(Object.entries(errors.outputs).map(([k, e]) => [k, rounded(e)]))
+    : undefined;
   return {
     version: 1,
-    ...(errors ? { error_metric: 'fake-quant vs float on the first calibration batch: cosine similarity, SQNR (dB)' } : {}),
+    ...(errors
+      ? {
+          error_metric:
+            'fake-quant vs float on the first calibration batch: cosine similarity, SQNR (dB)',
+        }
+      : {}),
     layers: out,
     ...(outputs ? { network_outputs: outputs } : {}),
   };
 }
-

@@ -44,7 +44,10 @@ export function actCalibrationSpec(node: Node): ActCalibrationSpec {
   const algo = node.attrString('algo', 'ifmr');
   const mode = node.attrString('mode', 'histogram');
   return {
-    layerNames: node.attrs.get('layer_names')?.kind === 'strings' ? (node.attrs.get('layer_names')!.value as string[]) : [],
+    layerNames:
+      node.attrs.get('layer_names')?.kind === 'strings'
+        ? (node.attrs.get('layer_names')!.value as string[])
+        : [],
     recordFile: node.attrString('record_file', ''),
     batchNum: node.attrInt('batch_num', 1),
     algo: algo === 'hfmg' ? 'hfmg' : 'ifmr',
@@ -62,7 +65,12 @@ export function actCalibrationSpec(node: Node): ActCalibrationSpec {
 }
 
 /** Inserts a calibration node on `value` for the layers that read it; returns the node. */
-export function insertActCalibration(graph: Graph, value: Value, consumers: Node[], spec: ActCalibrationSpec): Node {
+export function insertActCalibration(
+  graph: Graph,
+  value: Value,
+  consumers: Node[],
+  spec: ActCalibrationSpec,
+): Node {
   const out = graph.newValue(`${value.name}.calib`, value.type ? { ...value.type } : undefined);
   const node = graph.addNode(
     {
@@ -115,7 +123,8 @@ function writeFactors(spec: ActCalibrationSpec, observer: ActObserver): void {
       layer: spec.layerNames[0],
     });
   }
-  for (const layer of spec.layerNames) queueRecordUpdate(spec.recordFile, layer, { scaleD: f.scale, offsetD: f.offset });
+  for (const layer of spec.layerNames)
+    queueRecordUpdate(spec.recordFile, layer, { scaleD: f.scale, offsetD: f.offset });
   logger.info(
     `calibration of ${spec.layerNames.join(', ')} done after ${spec.batchNum} batch(es): ` +
       `scale_d=${f.scale.toPrecision(6)} offset_d=${f.offset}`,

@@ -63,9 +63,12 @@ export function weightLayoutOf(node: Node): WeightLayout {
     case 'MatMul':
       return { op: 'MatMul' };
     default:
-      throw new QuantizationError(`layer ${layerName(node)}: dmq_balancer does not support ${node.opType}`, {
-        layer: layerName(node),
-      });
+      throw new QuantizationError(
+        `layer ${layerName(node)}: dmq_balancer does not support ${node.opType}`,
+        {
+          layer: layerName(node),
+        },
+      );
   }
 }
 
@@ -119,10 +122,14 @@ export function lowerDmqBalancer(node: Node, ctx: LoweringContext): void {
   const L = spec.layer;
   const layer = findLayer(node.output(0), L);
   if (!layer) {
-    throw new QuantizationError(`DMQBalancer '${node.name}': its object layer '${L}' does not read its output`, { layer: L });
+    throw new QuantizationError(
+      `DMQBalancer '${node.name}': its object layer '${L}' does not read its output`,
+      { layer: L },
+    );
   }
   const w = layer.input(QUANTIZABLE_OPS[layer.opType]!.weightPort)?.constant;
-  if (!w) throw new QuantizationError(`layer ${L}: dmq_balancer needs a constant weight`, { layer: L });
+  if (!w)
+    throw new QuantizationError(`layer ${L}: dmq_balancer needs a constant weight`, { layer: L });
   const layout = weightLayoutOf(layer);
   const wtsMax = weightInputChannelAbsMax(w.toFloat32(), w.dims, layout);
   const cin = inputChannels(w.dims, layout);
@@ -143,9 +150,17 @@ export function lowerDmqBalancer(node: Node, ctx: LoweringContext): void {
     }
     let s: Float32Array;
     try {
-      s = balanceFactors(activationChannelAbsMax(data, dims, cin, axis), wtsMax, spec.migrationStrength);
+      s = balanceFactors(
+        activationChannelAbsMax(data, dims, cin, axis),
+        wtsMax,
+        spec.migrationStrength,
+      );
     } catch (e) {
-      throw new QuantizationError(`layer ${L}: ${(e as Error).message}`, { layer: L }, { cause: e });
+      throw new QuantizationError(
+        `layer ${L}: ${(e as Error).message}`,
+        { layer: L },
+        { cause: e },
+      );
     }
     queueRecordUpdate(spec.recordFile, L, { tensorBalanceFactor: Array.from(s) });
     logger.info(`Do layer ${L} dmq_balancer calibration succeeded!`);

@@ -28,7 +28,9 @@ export class ActObserver {
 
   constructor(private readonly params: ActObserverParams) {
     const exact = params.algo === 'ifmr' && params.mode === 'exact';
-    this.hist = exact ? null : new Histogram(params.algo === 'hfmg' ? params.numOfBins : IFMR_HISTOGRAM_BINS);
+    this.hist = exact
+      ? null
+      : new Histogram(params.algo === 'hfmg' ? params.numOfBins : IFMR_HISTOGRAM_BINS);
   }
 
   add(data: Float32Array): void {

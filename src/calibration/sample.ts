@@ -19,7 +19,10 @@ export function writeSample(recordFile: string, feeds: Record<string, SampleTens
   const plain: Record<string, { dims: number[]; data: string }> = {};
   for (const name of Object.keys(feeds).sort()) {
     const t = feeds[name]!;
-    plain[name] = { dims: t.dims, data: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64') };
+    plain[name] = {
+      dims: t.dims,
+      data: Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64'),
+    };
   }
   writeFileAtomic(sampleFile(recordFile), JSON.stringify(plain) + '\n');
 }
@@ -28,7 +31,10 @@ export function writeSample(recordFile: string, feeds: Record<string, SampleTens
 export function readSample(recordFile: string): Record<string, SampleTensor> | null {
   const file = sampleFile(recordFile);
   if (!fs.existsSync(file)) return null;
-  const plain = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { dims: number[]; data: string }>;
+  const plain = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<
+    string,
+    { dims: number[]; data: string }
+  >;
   const out: Record<string, SampleTensor> = {};
   for (const [name, t] of Object.entries(plain)) {
     const buf = Buffer.from(t.data, 'base64');

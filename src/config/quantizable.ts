@@ -53,7 +53,10 @@ function weightedReason(node: Node, weightPort: number): string | undefined {
   const w = node.input(weightPort);
   if (!w?.constant) return 'its weight is not a constant';
   if (w.useCount > 1) {
-    const others = w.consumers().filter((n) => n !== node).map((n) => layerName(n));
+    const others = w
+      .consumers()
+      .filter((n) => n !== node)
+      .map((n) => layerName(n));
     return `its weight '${w.name}' is shared with ${others.join(', ')}`;
   }
   const rank = w.constant.dims.length;
@@ -62,13 +65,16 @@ function weightedReason(node: Node, weightPort: number): string | undefined {
       if (rank === 4) return undefined;
       // Conv3d as AMCT takes it (research §9): dilation 1 on the depth axis.
       if (rank === 5) {
-        return node.attrInts('dilations', [1, 1, 1])[0] === 1 ? undefined : '3-D convolution needs dilation 1 on the depth axis';
+        return node.attrInts('dilations', [1, 1, 1])[0] === 1
+          ? undefined
+          : '3-D convolution needs dilation 1 on the depth axis';
       }
       return `only 2-D and 3-D convolution (4-D or 5-D filter) are supported, filter has rank ${rank}`;
     case 'ConvTranspose':
       if (rank !== 4) return `only 4-D filters are supported, filter has rank ${rank}`;
       if (node.attrInt('group', 1) !== 1) return 'grouped deconvolution is not supported';
-      if (node.attrInts('dilations', [1, 1]).some((d) => d !== 1)) return 'dilated deconvolution is not supported';
+      if (node.attrInts('dilations', [1, 1]).some((d) => d !== 1))
+        return 'dilated deconvolution is not supported';
       return undefined;
     case 'Gemm':
       if (node.attrInt('transA', 0) !== 0) return 'Gemm with transA is not supported';

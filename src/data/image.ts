@@ -24,7 +24,8 @@ export function readImage(file: string): RgbImage {
   const rgb = new Uint8Array(png.width * png.height * 3);
   for (let i = 0; i < png.width * png.height; i++) {
     for (let c = 0; c < 3; c++) {
-      rgb[i * 3 + c] = png.channels >= 3 ? png.data[i * png.channels + c]! : png.data[i * png.channels]!;
+      rgb[i * 3 + c] =
+        png.channels >= 3 ? png.data[i * png.channels + c]! : png.data[i * png.channels]!;
     }
   }
   return { width: png.width, height: png.height, data: rgb };
@@ -62,15 +63,23 @@ export function resize(img: RgbImage, width: number, height: number): RgbImage {
 /** [1, 3, H, W] float32: (pixel - mean[c]) * scale[c], channels in `order` (RGB or BGR). */
 export function toNchw(
   img: RgbImage,
-  opts: { mean?: [number, number, number]; scale?: number | [number, number, number]; order?: 'RGB' | 'BGR' } = {},
+  opts: {
+    mean?: [number, number, number];
+    scale?: number | [number, number, number];
+    order?: 'RGB' | 'BGR';
+  } = {},
 ): NdArray<Float32Array> {
   const mean = opts.mean ?? [0, 0, 0];
-  const scale = typeof opts.scale === 'number' || opts.scale === undefined ? [opts.scale ?? 1, opts.scale ?? 1, opts.scale ?? 1] : opts.scale;
+  const scale =
+    typeof opts.scale === 'number' || opts.scale === undefined
+      ? [opts.scale ?? 1, opts.scale ?? 1, opts.scale ?? 1]
+      : opts.scale;
   const plane = img.width * img.height;
   const out = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {
     const src = opts.order === 'BGR' ? 2 - c : c;
-    for (let i = 0; i < plane; i++) out[c * plane + i] = (img.data[i * 3 + src]! - mean[c]!) * scale[c]!;
+    for (let i = 0; i < plane; i++)
+      out[c * plane + i] = (img.data[i * 3 + src]! - mean[c]!) * scale[c]!;
   }
   return ndarray(out, [1, 3, img.height, img.width]);
 }

@@ -33,7 +33,9 @@ export function readPng(file: string): DecodedPng {
       const color = body[9]!;
       const interlace = body[12]!;
       if (depth !== 8 || interlace !== 0 || CHANNELS[color] === undefined) {
-        throw new Error(`${file}: unsupported PNG (depth ${depth}, color ${color}, interlace ${interlace})`);
+        throw new Error(
+          `${file}: unsupported PNG (depth ${depth}, color ${color}, interlace ${interlace})`,
+        );
       }
       channels = CHANNELS[color]!;
     } else if (type === 'IDAT') {

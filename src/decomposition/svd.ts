@@ -16,7 +16,7 @@
  * below ~1e-8·σ₁ lose their relative accuracy; EVBMF only sums and thresholds σ², and the kept
  * vectors belong to the largest values, so that costs nothing here. Accumulating every QL rotation
  * (LAPACK dsteqr, JAMA tql2) would cost ~3L³ more and dominate; step 4 avoids it. ResNet-50's
- * largest layer (L = M = 1536) takes about 8 s of CPU in plain TypeScript; bench/decomposition.ts
+ * largest layer (L = M = 1536) takes about 10 s of CPU in plain TypeScript; bench/decomposition.ts
  * measures it.
  */
 

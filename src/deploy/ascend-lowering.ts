@@ -18,15 +18,33 @@ export function lowerAscendQuant(node: Node, ctx: LoweringContext): void {
   const zpValue = node.attrFloat('offset', 0) + 128;
   const scaleD = node.attrFloat('scale_d') ?? 1 / node.attrFloat('scale', 1);
   const s = g.addInitializer(g.uniqueName(`${node.name}.scale_d`), Tensor.float32([], [scaleD]));
-  const zp = g.addInitializer(g.uniqueName(`${node.name}.zp`), new Tensor('uint8', [], Uint8Array.of(zpValue)));
+  const zp = g.addInitializer(
+    g.uniqueName(`${node.name}.zp`),
+    new Tensor('uint8', [], Uint8Array.of(zpValue)),
+  );
   const zpf = g.addInitializer(g.uniqueName(`${node.name}.zpf`), Tensor.float32([], [zpValue]));
   const q = g.newValue(`${node.name}.q`);
   const qf = g.newValue(`${node.name}.qf`);
   const name = (s: string) => g.uniqueName(`${node.name}.${s}`);
-  g.addNode({ name: name('QuantizeLinear'), opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] }, { before: node });
-  g.addNode({ name: name('Cast'), opType: 'Cast', inputs: [q], outputs: [qf], attrs: { to: { kind: 'int', value: 1 } } }, { before: node });
+  g.addNode(
+    { name: name('QuantizeLinear'), opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] },
+    { before: node },
+  );
+  g.addNode(
+    {
+      name: name('Cast'),
+      opType: 'Cast',
+      inputs: [q],
+      outputs: [qf],
+      attrs: { to: { kind: 'int', value: 1 } },
+    },
+    { before: node },
+  );
   const centred = g.newValue(`${node.name}.centred`);
-  g.addNode({ name: name('Sub'), opType: 'Sub', inputs: [qf, zpf], outputs: [centred] }, { before: node });
+  g.addNode(
+    { name: name('Sub'), opType: 'Sub', inputs: [qf, zpf], outputs: [centred] },
+    { before: node },
+  );
   for (const consumer of out.consumers()) floatConstants(consumer);
   g.replaceAllUses(out, centred);
   g.removeNode(node);
@@ -48,11 +66,23 @@ export function lowerAscendDequant(node: Node, ctx: LoweringContext): void {
   const packed = node.constantInput(1)!.data as BigUint64Array;
   const { deqScale } = unpackDeqScale(packed);
   const producer = node.input(0)!.producer;
-  const channelFirst = producer && ['Conv', 'ConvTranspose', 'AveragePool'].includes(producer.opType);
+  const channelFirst =
+    producer && ['Conv', 'ConvTranspose', 'AveragePool'].includes(producer.opType);
   // channel axis 1 of a [N, C, spatial...] output: as many trailing 1s as spatial axes (Conv3d: 3)
-  const spatial = producer?.opType === 'AveragePool' ? producer.attrInts('kernel_shape', [1, 1]).length : (producer?.constantInput(1)?.dims.length ?? 4) - 2;
-  const dims = deqScale.length === 1 ? [] : channelFirst ? [1, deqScale.length, ...new Array<number>(spatial).fill(1)] : [deqScale.length];
-  const deq = g.addInitializer(g.uniqueName(`${node.name}.deq_scale`), Tensor.float32(dims, deqScale));
+  const spatial =
+    producer?.opType === 'AveragePool'
+      ? producer.attrInts('kernel_shape', [1, 1]).length
+      : (producer?.constantInput(1)?.dims.length ?? 4) - 2;
+  const dims =
+    deqScale.length === 1
+      ? []
+      : channelFirst
+        ? [1, deqScale.length, ...new Array<number>(spatial).fill(1)]
+        : [deqScale.length];
+  const deq = g.addInitializer(
+    g.uniqueName(`${node.name}.deq_scale`),
+    Tensor.float32(dims, deqScale),
+  );
   node.opType = 'Mul';
   node.domain = '';
   node.attrs.clear();

@@ -13,13 +13,20 @@ export interface LoadOptions {
 }
 
 /** Loads a .onnx file, or a .prototxt with its optional .caffemodel, into the IR. */
-export function loadModel(modelFile: string, weightsFile?: string | null, opts: LoadOptions = {}): Model {
+export function loadModel(
+  modelFile: string,
+  weightsFile?: string | null,
+  opts: LoadOptions = {},
+): Model {
   const ext = path.extname(modelFile).toLowerCase();
   if (ext === '.onnx') {
     if (weightsFile) {
-      throw new ModelFormatError(`${modelFile}: an ONNX model carries its weights; got weights file ${weightsFile}`, {
-        file: weightsFile,
-      });
+      throw new ModelFormatError(
+        `${modelFile}: an ONNX model carries its weights; got weights file ${weightsFile}`,
+        {
+          file: weightsFile,
+        },
+      );
     }
     return loadOnnxModel(modelFile);
   }
@@ -32,7 +39,10 @@ export function loadModel(modelFile: string, weightsFile?: string | null, opts: 
       allowMissingWeights: opts.allowMissingWeights ?? false,
     });
   }
-  throw new ModelFormatError(`${modelFile}: unknown model format '${ext}' (expected .onnx or .prototxt)`, {
-    file: modelFile,
-  });
+  throw new ModelFormatError(
+    `${modelFile}: unknown model format '${ext}' (expected .onnx or .prototxt)`,
+    {
+      file: modelFile,
+    },
+  );
 }

@@ -62,7 +62,9 @@ export function cloneGraph(g: Graph): Graph {
 }
 
 function copyType(v: Value): Value['type'] {
-  return v.type ? { dtype: v.type.dtype, shape: v.type.shape ? [...v.type.shape] : undefined } : undefined;
+  return v.type
+    ? { dtype: v.type.dtype, shape: v.type.shape ? [...v.type.shape] : undefined }
+    : undefined;
 }
 
 function structuredCloneMeta(meta: Record<string, unknown>): Record<string, unknown> {

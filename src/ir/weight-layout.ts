@@ -18,7 +18,10 @@ export function weightChannelAxis(node: Node): number {
 }
 
 /** Channel count along `axis` and the channel of flat element i (row-major). */
-export function channelIndexer(dims: readonly number[], axis: number): { channels: number; channelOf: (i: number) => number } {
+export function channelIndexer(
+  dims: readonly number[],
+  axis: number,
+): { channels: number; channelOf: (i: number) => number } {
   const channels = dims[axis]!;
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   return { channels, channelOf: (i) => Math.floor(i / inner) % channels };

@@ -19,7 +19,16 @@
 import { activationAxisOf, weightLayoutOf } from '../calibration/dmq-balancer';
 import { layerName } from '../config/quantizable';
 import { QuantizationError, RecordError } from '../errors';
-import { channelIndexer, QUANTIZABLE_OPS, Tensor, weightChannelAxis, type Graph, type Model, type Node, type Value } from '../ir';
+import {
+  channelIndexer,
+  QUANTIZABLE_OPS,
+  Tensor,
+  weightChannelAxis,
+  type Graph,
+  type Model,
+  type Node,
+  type Value,
+} from '../ir';
 import { logger } from '../log/logger';
 import { inputChannels, scaleWeightInputChannels } from '../quant/dmq';
 
@@ -45,12 +54,24 @@ export interface BalancePlacement {
 }
 
 /** Elementwise operators f with f(x / s) = f(x) / s for s > 0, per channel. */
-const POSITIVELY_HOMOGENEOUS = new Set(['Relu', 'LeakyRelu', 'PRelu', 'MaxPool', 'GlobalMaxPool', 'Identity', 'Dropout']);
+const POSITIVELY_HOMOGENEOUS = new Set([
+  'Relu',
+  'LeakyRelu',
+  'PRelu',
+  'MaxPool',
+  'GlobalMaxPool',
+  'Identity',
+  'Dropout',
+]);
 /** Of those, the ones that keep a 2-D [M, K] activation's feature axis (FC layers). */
 const ELEMENTWISE = new Set(['Relu', 'LeakyRelu', 'Identity', 'Dropout']);
 
 /** Applies every target's factors; returns where each x / s went. */
-export function applyDmqBalance(model: Model, targets: readonly BalanceTarget[], opts: BalanceOptions): BalancePlacement[] {
+export function applyDmqBalance(
+  model: Model,
+  targets: readonly BalanceTarget[],
+  opts: BalanceOptions,
+): BalancePlacement[] {
   const out: BalancePlacement[] = [];
   for (const t of targets) out.push(balanceLayer(model, t, opts));
   model.graph.removeUnusedInitializers();
@@ -62,12 +83,19 @@ function balanceLayer(model: Model, t: BalanceTarget, opts: BalanceOptions): Bal
   const L = t.layer;
   const node = t.node;
   const info = QUANTIZABLE_OPS[node.opType];
-  if (!info) throw new QuantizationError(`layer ${L}: dmq_balancer does not support ${node.opType}`, { layer: L });
+  if (!info)
+    throw new QuantizationError(`layer ${L}: dmq_balancer does not support ${node.opType}`, {
+      layer: L,
+    });
   const wv = node.input(info.weightPort);
-  if (!wv?.constant) throw new QuantizationError(`layer ${L}: dmq_balancer needs a constant weight`, { layer: L });
+  if (!wv?.constant)
+    throw new QuantizationError(`layer ${L}: dmq_balancer needs a constant weight`, { layer: L });
   for (const v of [wv, info.biasPort !== undefined ? node.input(info.biasPort) : null]) {
     if (v && v.useCount > 1) {
-      const others = v.consumers().filter((n) => n !== node).map((n) => `'${layerName(n)}'`);
+      const others = v
+        .consumers()
+        .filter((n) => n !== node)
+        .map((n) => `'${layerName(n)}'`);
       throw new QuantizationError(
         `layer ${L}: its ${v === wv ? 'weight' : 'bias'} '${v.name}' is shared with ${others.join(', ')}; ` +
           'layers sharing weight and bias parameters do not support dmq_balancer',
@@ -86,14 +114,20 @@ function balanceLayer(model: Model, t: BalanceTarget, opts: BalanceOptions): Bal
     );
   }
   const s = Float32Array.from(t.factors);
-  wv.constant = new Tensor('float32', w.dims, scaleWeightInputChannels(w.toFloat32(), w.dims, layout, s));
+  wv.constant = new Tensor(
+    'float32',
+    w.dims,
+    scaleWeightInputChannels(w.toFloat32(), w.dims, layout, s),
+  );
   wv.type = { dtype: 'float32', shape: [...w.dims] };
 
   const inv = Float32Array.from(s, (f) => 1 / f);
   const axis = activationAxisOf(node);
   const into = foldIntoProducer(g, node.input(0)!, inv, axis, opts);
   if (into) {
-    logger.debug(`layer ${L}: x / tensor_balance_factor folded into the output channels of ${into}`);
+    logger.debug(
+      `layer ${L}: x / tensor_balance_factor folded into the output channels of ${into}`,
+    );
     return { layer: L, placement: 'folded', into };
   }
   insertMul(model, node, L, inv, w.dims.length, axis);
@@ -112,7 +146,13 @@ function soleReader(g: Graph, v: Value): Node | null {
  * Scales the output channels of the layer that makes `x` (through positively homogeneous
  * operators) by `inv`; returns its name, or null when that is not exact or not allowed.
  */
-function foldIntoProducer(g: Graph, x: Value, inv: Float32Array, axis: 1 | -1, opts: BalanceOptions): string | null {
+function foldIntoProducer(
+  g: Graph,
+  x: Value,
+  inv: Float32Array,
+  axis: 1 | -1,
+  opts: BalanceOptions,
+): string | null {
   let v = x;
   for (;;) {
     if (!soleReader(g, v)) return null;
@@ -125,14 +165,16 @@ function foldIntoProducer(g: Graph, x: Value, inv: Float32Array, axis: 1 | -1, o
     }
     const info = QUANTIZABLE_OPS[p.opType];
     if (!info || opts.quantizedLayers.has(layerName(p))) return null;
-    const conv = p.opType === 'Conv' || (p.opType === 'ConvTranspose' && p.attrInt('group', 1) === 1);
+    const conv =
+      p.opType === 'Conv' || (p.opType === 'ConvTranspose' && p.attrInt('group', 1) === 1);
     if (axis === 1 ? !conv : !(p.opType === 'Gemm' || p.opType === 'MatMul')) return null;
     const wv = p.input(info.weightPort);
     const bv = info.biasPort !== undefined ? p.input(info.biasPort) : null;
     if (!wv?.constant || wv.useCount > 1 || (bv && (!bv.constant || bv.useCount > 1))) return null;
     const { channels, channelOf } = channelIndexer(wv.constant.dims, weightChannelAxis(p));
     if (channels !== inv.length) return null;
-    if (p.opType === 'Gemm' && (p.attrFloat('beta', 1) !== 1 || p.attrInt('transA', 0) !== 0)) return null;
+    if (p.opType === 'Gemm' && (p.attrFloat('beta', 1) !== 1 || p.attrInt('transA', 0) !== 0))
+      return null;
     if (bv?.constant && bv.constant.size !== inv.length) return null;
     const src = wv.constant.toFloat32();
     const w = new Float32Array(src.length);
@@ -141,7 +183,11 @@ function foldIntoProducer(g: Graph, x: Value, inv: Float32Array, axis: 1 | -1, o
     wv.type = { dtype: 'float32', shape: [...wv.constant.dims] };
     if (bv?.constant) {
       const b = bv.constant.toFloat32();
-      bv.constant = new Tensor('float32', bv.constant.dims, Float32Array.from(b, (y, c) => y * inv[c]!));
+      bv.constant = new Tensor(
+        'float32',
+        bv.constant.dims,
+        Float32Array.from(b, (y, c) => y * inv[c]!),
+      );
       bv.type = { dtype: 'float32', shape: [...bv.constant.dims] };
     }
     return layerName(p);
@@ -154,14 +200,23 @@ interface CaffeMeta {
 }
 
 /** Inserts `{layer}.mul` (x * 1/s) in front of the layer; Caffe models get a Scale layer. */
-function insertMul(model: Model, node: Node, L: string, inv: Float32Array, weightRank: number, axis: 1 | -1): void {
+function insertMul(
+  model: Model,
+  node: Node,
+  L: string,
+  inv: Float32Array,
+  weightRank: number,
+  axis: 1 | -1,
+): void {
   const g = model.graph;
   const caffe = model.source?.format === 'caffe';
   let reader = node;
   let x = node.input(0)!;
   // A Caffe InnerProduct is Flatten + Gemm: the Scale goes on the layer's bottom, before Flatten.
   const flat = x.producer;
-  const sameLayer = (n: Node): boolean => (n.meta.caffe as CaffeMeta | undefined)?.layer === (node.meta.caffe as CaffeMeta | undefined)?.layer;
+  const sameLayer = (n: Node): boolean =>
+    (n.meta.caffe as CaffeMeta | undefined)?.layer ===
+    (node.meta.caffe as CaffeMeta | undefined)?.layer;
   if (caffe && flat && flat.opType === 'Flatten' && sameLayer(flat) && soleReader(g, x) === node) {
     reader = flat;
     x = flat.input(0)!;
@@ -171,10 +226,17 @@ function insertMul(model: Model, node: Node, L: string, inv: Float32Array, weigh
   let numAxes = 1;
   if (reader !== node) {
     const shape = x.type?.shape?.slice(1);
-    if (!shape || shape.some((d) => typeof d !== 'number') || shape.reduce<number>((a, d) => a * (d as number), 1) !== c) {
-      throw new QuantizationError(`layer ${L}: the shape of its bottom '${x.name}' is unknown or does not hold ${c} features`, {
-        layer: L,
-      });
+    if (
+      !shape ||
+      shape.some((d) => typeof d !== 'number') ||
+      shape.reduce<number>((a, d) => a * (d as number), 1) !== c
+    ) {
+      throw new QuantizationError(
+        `layer ${L}: the shape of its bottom '${x.name}' is unknown or does not hold ${c} features`,
+        {
+          layer: L,
+        },
+      );
     }
     dims = shape as number[];
     numAxes = -1;
@@ -185,14 +247,26 @@ function insertMul(model: Model, node: Node, L: string, inv: Float32Array, weigh
     dims = axis === 1 ? [1, c, ...new Array<number>(weightRank - 2).fill(1)] : [1, c];
   }
   const name = g.uniqueName(`${L}.mul`);
-  const factor = g.addInitializer(g.uniqueName(`${L}.tensor_balance_factor`), Tensor.float32(dims, inv));
+  const factor = g.addInitializer(
+    g.uniqueName(`${L}.tensor_balance_factor`),
+    Tensor.float32(dims, inv),
+  );
   const out = g.newValue(`${L}.mul.output0`, x.type ? { ...x.type } : undefined);
   const meta: Record<string, unknown> = { docString: 'mul of the dmq_balancer' };
   if (caffe) {
     meta.caffe = { layer: name, type: 'Scale' };
-    meta.caffeLayer = { name, type: 'Scale', bottom: [x.name], top: [out.name], scaleParam: { axis: 1, numAxes, biasTerm: false } };
+    meta.caffeLayer = {
+      name,
+      type: 'Scale',
+      bottom: [x.name],
+      top: [out.name],
+      scaleParam: { axis: 1, numAxes, biasTerm: false },
+    };
   }
-  g.addNode({ name, opType: 'Mul', inputs: [x, factor], outputs: [out], meta }, x.producer ? { after: x.producer } : { before: reader });
+  g.addNode(
+    { name, opType: 'Mul', inputs: [x, factor], outputs: [out], meta },
+    x.producer ? { after: x.producer } : { before: reader },
+  );
   reader.inputs.forEach((v, i) => {
     if (v === x) reader.replaceInput(i, out);
   });
@@ -206,7 +280,9 @@ function insertMul(model: Model, node: Node, L: string, inv: Float32Array, weigh
  */
 function renameCaffeBottom(g: Graph, reader: Node, from: string, to: string): void {
   const layer = (reader.meta.caffe as CaffeMeta | undefined)?.layer;
-  const holder = g.nodes.find((n) => (n.meta.caffe as CaffeMeta | undefined)?.layer === layer && n.meta.caffeLayer);
+  const holder = g.nodes.find(
+    (n) => (n.meta.caffe as CaffeMeta | undefined)?.layer === layer && n.meta.caffeLayer,
+  );
   const original = holder?.meta.caffeLayer as { bottom?: string[] } | undefined;
   if (!holder || !original?.bottom) return;
   const bottoms = [...original.bottom];

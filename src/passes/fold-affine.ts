@@ -5,7 +5,14 @@
  * W and b by its factor, a per-channel Add (Caffe Bias, ONNX Conv + Add) adds into b.
  * MatMul with a constant [K, N] weight followed by an Add of a [N] constant becomes a Gemm.
  */
-import { channelIndexer, Tensor, weightChannelAxis, type Graph, type Model, type Node } from '../ir';
+import {
+  channelIndexer,
+  Tensor,
+  weightChannelAxis,
+  type Graph,
+  type Model,
+  type Node,
+} from '../ir';
 import { layerName } from '../config/quantizable';
 import type { Pass } from './pass';
 
@@ -19,7 +26,7 @@ export const foldAffinePass: Pass<FusionOptions> = {
   name: 'fold-affine (Conv+BN+Scale fusion)',
   run(model, opts) {
     let modified = false;
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const node of [...model.graph.nodes]) {
         if (!isFoldTarget(node, opts)) continue;
@@ -42,7 +49,11 @@ function isFoldTarget(node: Node, opts: FusionOptions): boolean {
   const b = node.input(2);
   if (b && (!b.constant || b.useCount > 1)) return false;
   if (node.opType === 'ConvTranspose' && node.attrInt('group', 1) !== 1) return false;
-  if (node.opType === 'Gemm' && (node.attrInt('transA', 0) !== 0 || node.attrFloat('beta', 1) !== 1)) return false;
+  if (
+    node.opType === 'Gemm' &&
+    (node.attrInt('transA', 0) !== 0 || node.attrFloat('beta', 1) !== 1)
+  )
+    return false;
   return true;
 }
 
@@ -56,7 +67,10 @@ function soleConsumer(graph: Graph, node: Node): Node | null {
 
 /** Output-channel count and a function mapping weight element index -> output channel. */
 function channelLayout(node: Node): { cout: number; channelOf: (i: number) => number } {
-  const { channels, channelOf } = channelIndexer(node.input(1)!.constant!.dims, weightChannelAxis(node));
+  const { channels, channelOf } = channelIndexer(
+    node.input(1)!.constant!.dims,
+    weightChannelAxis(node),
+  );
   return { cout: channels, channelOf };
 }
 
@@ -79,7 +93,9 @@ function tryFold(model: Model, node: Node, next: Node): boolean {
   let k: Float32Array;
   let shift: Float32Array;
   if (next.opType === 'BatchNormalization' && next.outputs.length === 1) {
-    const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => next.constantInput(i)?.toFloat32());
+    const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) =>
+      next.constantInput(i)?.toFloat32(),
+    );
     if (!gamma || !beta || !mean || !variance || gamma.length !== cout) return false;
     const eps = next.attrFloat('epsilon', 1e-5);
     k = new Float32Array(cout);
@@ -136,10 +152,16 @@ function absorb(graph: Graph, node: Node, next: Node): void {
 function fuseMatMulAdd(model: Model, opts: FusionOptions): boolean {
   let modified = false;
   for (const node of [...model.graph.nodes]) {
-    if (node.opType !== 'MatMul' || node.domain !== '' || opts.skipFusionLayers.has(layerName(node))) continue;
+    if (
+      node.opType !== 'MatMul' ||
+      node.domain !== '' ||
+      opts.skipFusionLayers.has(layerName(node))
+    )
+      continue;
     const w = node.constantInput(1);
     const x = node.input(0)!;
-    if (!w || w.dims.length !== 2 || node.input(1)!.useCount > 1 || x.type?.shape?.length !== 2) continue;
+    if (!w || w.dims.length !== 2 || node.input(1)!.useCount > 1 || x.type?.shape?.length !== 2)
+      continue;
     const add = soleConsumer(model.graph, node);
     if (!add || add.opType !== 'Add') continue;
     const other = add.input(0) === node.output(0) ? 1 : 0;
@@ -147,7 +169,10 @@ function fuseMatMulAdd(model: Model, opts: FusionOptions): boolean {
     const n = w.dims[1]!;
     const vec = b && b.size === n && b.dims[b.dims.length - 1] === n ? b.toFloat32() : null;
     if (!vec) continue;
-    const bias = model.graph.addInitializer(model.graph.uniqueName(`${node.name}.bias`), Tensor.float32([n], vec));
+    const bias = model.graph.addInitializer(
+      model.graph.uniqueName(`${node.name}.bias`),
+      Tensor.float32([n], vec),
+    );
     node.opType = 'Gemm';
     node.appendInput(bias);
     absorb(model.graph, node, add);

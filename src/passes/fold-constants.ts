@@ -60,7 +60,9 @@ function foldNode(node: Node): Tensor | null {
     }
     case 'Squeeze': {
       const axesIn = node.input(1)?.constant;
-      const axes = (axesIn ? ints(axesIn) : node.attrInts('axes', [])).map((a) => (a < 0 ? a + rank : a));
+      const axes = (axesIn ? ints(axesIn) : node.attrInts('axes', [])).map((a) =>
+        a < 0 ? a + rank : a,
+      );
       const out = dims.filter((d, i) => (axes.length ? !axes.includes(i) : d !== 1));
       return new Tensor(x.dtype, out, x.data);
     }
@@ -75,7 +77,10 @@ function foldNode(node: Node): Tensor | null {
     }
     case 'Transpose': {
       if (x.dtype === 'string') return null;
-      const perm = node.attrInts('perm', dims.map((_, i) => rank - 1 - i));
+      const perm = node.attrInts(
+        'perm',
+        dims.map((_, i) => rank - 1 - i),
+      );
       return transpose(x, perm);
     }
     default:

@@ -42,17 +42,35 @@ export function insertAscend(graph: Graph, plans: readonly LayerQuantPlan[]): vo
     node.replaceInput(0, q);
     if (plan.weight) {
       const wv = node.input(1)!;
-      node.replaceInput(1, graph.addInitializer(graph.uniqueName(`${wv.name}_int8`), new Tensor('int8', wv.constant!.dims, plan.weight.quantized)));
+      node.replaceInput(
+        1,
+        graph.addInitializer(
+          graph.uniqueName(`${wv.name}_int8`),
+          new Tensor('int8', wv.constant!.dims, plan.weight.quantized),
+        ),
+      );
     }
     if (plan.bias) {
       const bv = node.input(2)!;
-      node.replaceInput(2, graph.addInitializer(graph.uniqueName(`${bv.name}_int32`), new Tensor('int32', [plan.bias.length], plan.bias)));
+      node.replaceInput(
+        2,
+        graph.addInitializer(
+          graph.uniqueName(`${bv.name}_int32`),
+          new Tensor('int32', [plan.bias.length], plan.bias),
+        ),
+      );
     }
     const y = node.output(0);
-    const y32 = graph.newValue(`${plan.layer}.dequant.input0`, { dtype: 'int32', shape: y.type?.shape });
+    const y32 = graph.newValue(`${plan.layer}.dequant.input0`, {
+      dtype: 'int32',
+      shape: y.type?.shape,
+    });
     node.replaceOutput(0, y32);
     const packed = packDeqScale(plan.scaleD, plan.weight?.scaleW ?? Float32Array.of(1));
-    const deq = graph.addInitializer(graph.uniqueName(`${plan.layer}.dequant.param`), new Tensor('uint64', [packed.length], packed));
+    const deq = graph.addInitializer(
+      graph.uniqueName(`${plan.layer}.dequant.param`),
+      new Tensor('uint64', [packed.length], packed),
+    );
     graph.addNode(
       {
         name: graph.uniqueName(`${plan.layer}.dequant`),

@@ -57,12 +57,14 @@ function dequantizeInPlace(graph: Graph, plan: LayerQuantPlan): void {
   const n = w.scaleW.length;
   const { channelOf } = channelIndexer(dims, w.axis);
   const out = new Float32Array(w.quantized.length);
-  for (let i = 0; i < out.length; i++) out[i] = Math.fround(w.quantized[i]! * w.scaleW[n === 1 ? 0 : channelOf(i)]!);
+  for (let i = 0; i < out.length; i++)
+    out[i] = Math.fround(w.quantized[i]! * w.scaleW[n === 1 ? 0 : channelOf(i)]!);
   setConstant(graph, plan.node, 1, new Tensor('float32', dims, out));
   if (plan.bias) {
     const b = new Float32Array(plan.bias.length);
     const sd = Math.fround(plan.scaleD);
-    for (let c = 0; c < b.length; c++) b[c] = Math.fround(plan.bias[c]! * Math.fround(sd * w.scaleW[n === 1 ? 0 : c]!));
+    for (let c = 0; c < b.length; c++)
+      b[c] = Math.fround(plan.bias[c]! * Math.fround(sd * w.scaleW[n === 1 ? 0 : c]!));
     setConstant(graph, plan.node, 2, Tensor.float32([b.length], b));
   }
 }
@@ -78,7 +80,8 @@ export function lowerFakeQuant(node: Node, ctx: LoweringContext): void {
   const g = ctx.model.graph;
   const bits = node.attrInt('num_bits', 8);
   const zpValue = node.attrInt('offset', 0) + 2 ** (bits - 1);
-  const c = (suffix: string, v: number): Value => g.addInitializer(g.uniqueName(`${node.name}.${suffix}`), Tensor.float32([], [v]));
+  const c = (suffix: string, v: number): Value =>
+    g.addInitializer(g.uniqueName(`${node.name}.${suffix}`), Tensor.float32([], [v]));
   const scale = c('scale', node.attrFloat('scale', 1));
   const zp = c('zero_point', zpValue);
   const lo = c('min', 0);
@@ -86,7 +89,10 @@ export function lowerFakeQuant(node: Node, ctx: LoweringContext): void {
   let x = node.input(0)!;
   const step = (opType: string, inputs: Value[]): Value => {
     const out = g.newValue(`${node.name}.${opType.toLowerCase()}`, { dtype: 'float32' });
-    g.addNode({ name: g.uniqueName(`${node.name}.${opType}`), opType, inputs, outputs: [out] }, { before: node });
+    g.addNode(
+      { name: g.uniqueName(`${node.name}.${opType}`), opType, inputs, outputs: [out] },
+      { before: node },
+    );
     return out;
   };
   x = step('Div', [x, scale]);

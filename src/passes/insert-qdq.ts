@@ -25,7 +25,10 @@ function quantizeActivation(graph: Graph, plan: LayerQuantPlan, shared: Map<stri
   let dq = shared.get(key);
   if (!dq) {
     const base = `${plan.layer}.quant`;
-    const s = graph.addInitializer(graph.uniqueName(`${base}.scale`), Tensor.float32([], [plan.scaleD]));
+    const s = graph.addInitializer(
+      graph.uniqueName(`${base}.scale`),
+      Tensor.float32([], [plan.scaleD]),
+    );
     const zp = graph.addInitializer(
       graph.uniqueName(`${base}.zero_point`),
       new Tensor('uint8', [], Uint8Array.of(plan.offsetD + 128)),
@@ -33,9 +36,17 @@ function quantizeActivation(graph: Graph, plan: LayerQuantPlan, shared: Map<stri
     const q = graph.newValue(`${base}.q`, { dtype: 'uint8', shape: x.type?.shape });
     dq = graph.newValue(`${base}.dq`, { dtype: 'float32', shape: x.type?.shape });
     const where = x.producer ? { after: x.producer } : { before: plan.node };
-    const qn = graph.addNode({ name: graph.uniqueName(base), opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] }, where);
+    const qn = graph.addNode(
+      { name: graph.uniqueName(base), opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] },
+      where,
+    );
     graph.addNode(
-      { name: graph.uniqueName(`${plan.layer}.dequant_input`), opType: 'DequantizeLinear', inputs: [q, s, zp], outputs: [dq] },
+      {
+        name: graph.uniqueName(`${plan.layer}.dequant_input`),
+        opType: 'DequantizeLinear',
+        inputs: [q, s, zp],
+        outputs: [dq],
+      },
       { after: qn },
     );
     shared.set(key, dq);
@@ -43,9 +54,20 @@ function quantizeActivation(graph: Graph, plan: LayerQuantPlan, shared: Map<stri
   plan.node.replaceInput(0, dq);
 }
 
-function dequantizeConst(graph: Graph, node: Node, name: string, q: Tensor, scale: Float32Array, zp: Tensor, axis: number): Value {
+function dequantizeConst(
+  graph: Graph,
+  node: Node,
+  name: string,
+  q: Tensor,
+  scale: Float32Array,
+  zp: Tensor,
+  axis: number,
+): Value {
   const qv = graph.addInitializer(graph.uniqueName(`${name}_quantized`), q);
-  const sv = graph.addInitializer(graph.uniqueName(`${name}_scale`), Tensor.float32(scale.length === 1 ? [] : [scale.length], scale));
+  const sv = graph.addInitializer(
+    graph.uniqueName(`${name}_scale`),
+    Tensor.float32(scale.length === 1 ? [] : [scale.length], scale),
+  );
   const zv = graph.addInitializer(graph.uniqueName(`${name}_zero_point`), zp);
   const out = graph.newValue(`${name}_dequantized`, { dtype: 'float32', shape: [...q.dims] });
   graph.addNode(
@@ -74,7 +96,10 @@ function quantizeBiasInput(graph: Graph, plan: LayerQuantPlan): void {
   const bv = plan.node.input(2)!;
   const b = plan.bias!;
   const sw = plan.weight!.scaleW;
-  const scale = Float32Array.from({ length: b.length }, (_, c) => Math.fround(plan.scaleD) * sw[sw.length === 1 ? 0 : c]!);
+  const scale = Float32Array.from(
+    { length: b.length },
+    (_, c) => Math.fround(plan.scaleD) * sw[sw.length === 1 ? 0 : c]!,
+  );
   // one scale per bias element (per-axis DQ), scalar when the bias has one element
   const zp = new Tensor('int32', b.length === 1 ? [] : [b.length], new Int32Array(b.length));
   const q = new Tensor('int32', [b.length], b);

@@ -36,11 +36,19 @@ export interface LayerFactors {
 }
 
 export function planLayer(layer: string, node: Node, f: LayerFactors): LayerQuantPlan {
-  const plan: LayerQuantPlan = { layer, node, scaleD: f.scaleD, offsetD: f.offsetD, actBits: f.actBits ?? 8 };
+  const plan: LayerQuantPlan = {
+    layer,
+    node,
+    scaleD: f.scaleD,
+    offsetD: f.offsetD,
+    actBits: f.actBits ?? 8,
+  };
   const w = node.input(1)?.constant;
   if (!w || node.opType === 'AveragePool') return plan;
   if (!f.scaleW || f.scaleW.length === 0) {
-    throw new QuantizationError(`Cannot find scale_w of layer '${layer}' in record file`, { layer });
+    throw new QuantizationError(`Cannot find scale_w of layer '${layer}' in record file`, {
+      layer,
+    });
   }
   const axis = weightChannelAxis(node);
   const scaleW = Float32Array.from(f.scaleW);
@@ -48,7 +56,13 @@ export function planLayer(layer: string, node: Node, f: LayerFactors): LayerQuan
   const codes = quantizeWeights(w.toFloat32(), w.dims, axis, scaleW, bits);
   // NUQ only remaps codes: scale_w, and so the int32 bias and deq_scale, stay those of ARQ.
   const quantized = f.cluster?.length ? applyNuq(codes, f.cluster) : codes;
-  plan.weight = { quantized, scaleW, bits, axis, ...(f.cluster?.length ? { cluster: [...f.cluster] } : {}) };
+  plan.weight = {
+    quantized,
+    scaleW,
+    bits,
+    axis,
+    ...(f.cluster?.length ? { cluster: [...f.cluster] } : {}),
+  };
   const b = node.constantInput(2);
   if (b) plan.bias = quantizeBias(b.toFloat32(), f.scaleD, scaleW, layer);
   return plan;

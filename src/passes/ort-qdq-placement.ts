@@ -68,7 +68,8 @@ function hoistFrom(graph: Graph, v: Value, q: Node, out: Hoist): boolean {
     return hoistFrom(graph, p.input(0)!, q, out);
   }
   if (PASS_THROUGH.has(p.opType)) return hoistFrom(graph, p.input(0)!, q, out);
-  if (p.opType === 'Concat') return p.inputs.every((x) => x !== null && hoistFrom(graph, x, q, out));
+  if (p.opType === 'Concat')
+    return p.inputs.every((x) => x !== null && hoistFrom(graph, x, q, out));
   return false;
 }
 
@@ -76,7 +77,11 @@ function hoistFrom(graph: Graph, v: Value, q: Node, out: Hoist): boolean {
 export function placeQdqForOrt(graph: Graph): PlacementReport {
   const report: PlacementReport = { moved: [], removedRelus: [] };
   const activationQs = graph.nodes.filter(
-    (n) => n.opType === 'QuantizeLinear' && isDefaultDomain(n) && !n.input(0)!.constant && n.input(1)?.constant,
+    (n) =>
+      n.opType === 'QuantizeLinear' &&
+      isDefaultDomain(n) &&
+      !n.input(0)!.constant &&
+      n.input(1)?.constant,
   );
   for (const q of activationQs) {
     const x = q.input(0)!;
@@ -88,14 +93,30 @@ export function placeQdqForOrt(graph: Graph): PlacementReport {
     for (const out of h.sources) {
       const layer = out.producer!;
       const consumer = out.consumers()[0]!;
-      const qOut = graph.newValue(`${layer.name}.output_q`, { dtype: q.output(0).type?.dtype ?? 'uint8', shape: out.type?.shape });
-      const dqOut = graph.newValue(`${layer.name}.output_dq`, { dtype: 'float32', shape: out.type?.shape });
+      const qOut = graph.newValue(`${layer.name}.output_q`, {
+        dtype: q.output(0).type?.dtype ?? 'uint8',
+        shape: out.type?.shape,
+      });
+      const dqOut = graph.newValue(`${layer.name}.output_dq`, {
+        dtype: 'float32',
+        shape: out.type?.shape,
+      });
       const qn = graph.addNode(
-        { name: graph.uniqueName(`${layer.name}.output_quant`), opType: 'QuantizeLinear', inputs: [out, scale, zp], outputs: [qOut] },
+        {
+          name: graph.uniqueName(`${layer.name}.output_quant`),
+          opType: 'QuantizeLinear',
+          inputs: [out, scale, zp],
+          outputs: [qOut],
+        },
         { after: layer },
       );
       graph.addNode(
-        { name: graph.uniqueName(`${layer.name}.output_dequant`), opType: 'DequantizeLinear', inputs: [qOut, scale, zp], outputs: [dqOut] },
+        {
+          name: graph.uniqueName(`${layer.name}.output_dequant`),
+          opType: 'DequantizeLinear',
+          inputs: [qOut, scale, zp],
+          outputs: [dqOut],
+        },
         { after: qn },
       );
       consumer.replaceInput(consumer.inputs.indexOf(out), dqOut);

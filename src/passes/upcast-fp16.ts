@@ -41,5 +41,8 @@ export const upcastFp16Pass: Pass<unknown> = {
 /** True when the model computes in float16 (a float16 input or float16 weights). */
 export function isFp16Model(model: Model): boolean {
   const g = model.graph;
-  return g.inputs.some((v) => v.type?.dtype === 'float16') || [...g.initializers.values()].some((v) => v.constant?.dtype === 'float16');
+  return (
+    g.inputs.some((v) => v.type?.dtype === 'float16') ||
+    [...g.initializers.values()].some((v) => v.constant?.dtype === 'float16')
+  );
 }

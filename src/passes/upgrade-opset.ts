@@ -64,7 +64,8 @@ function upgradeNode(graph: Graph, node: Node, from: number): void {
     case 'Split': {
       const split = node.attrInts('split');
       node.attrs.delete('split');
-      if (split) node.replaceInput(1, constInput(graph, node, 'split', Tensor.int64([split.length], split)));
+      if (split)
+        node.replaceInput(1, constInput(graph, node, 'split', Tensor.int64([split.length], split)));
       return;
     }
     case 'Clip':
@@ -155,10 +156,24 @@ function upgradeSoftmax(graph: Graph, node: Node, fail: (why: string) => never):
   if (rank === undefined && axis === -1) return;
   if (rank === undefined) fail('input rank unknown and axis is not the last one');
   const shape = graph.newValue(`${node.name}.shape`, { dtype: 'int64', shape: [rank!] });
-  graph.addNode({ name: graph.uniqueName(`${node.name}.Shape`), opType: 'Shape', inputs: [x], outputs: [shape] }, { before: node });
+  graph.addNode(
+    {
+      name: graph.uniqueName(`${node.name}.Shape`),
+      opType: 'Shape',
+      inputs: [x],
+      outputs: [shape],
+    },
+    { before: node },
+  );
   const flat = graph.newValue(`${node.name}.flat`, { dtype: 'float32' });
   graph.addNode(
-    { name: graph.uniqueName(`${node.name}.Flatten`), opType: 'Flatten', inputs: [x], outputs: [flat], attrs: { axis: attr.int(axis) } },
+    {
+      name: graph.uniqueName(`${node.name}.Flatten`),
+      opType: 'Flatten',
+      inputs: [x],
+      outputs: [flat],
+      attrs: { axis: attr.int(axis) },
+    },
     { before: node },
   );
   const out = node.output(0);
@@ -167,7 +182,12 @@ function upgradeSoftmax(graph: Graph, node: Node, fail: (why: string) => never):
   node.replaceOutput(0, soft);
   node.attrs.set('axis', attr.int(1));
   graph.addNode(
-    { name: graph.uniqueName(`${node.name}.Reshape`), opType: 'Reshape', inputs: [soft, shape], outputs: [out] },
+    {
+      name: graph.uniqueName(`${node.name}.Reshape`),
+      opType: 'Reshape',
+      inputs: [soft, shape],
+      outputs: [out],
+    },
     { after: node },
   );
 }

@@ -11,7 +11,11 @@ export interface WeightFactors {
 }
 
 /** Copies a weight into output-channel-first order when its channel axis is not 0. */
-export function toChannelFirst(w: Float32Array, dims: readonly number[], axis: number): { data: Float32Array; dims: number[] } {
+export function toChannelFirst(
+  w: Float32Array,
+  dims: readonly number[],
+  axis: number,
+): { data: Float32Array; dims: number[] } {
   if (axis === 0) return { data: w, dims: [...dims] };
   const { channels, channelOf } = channelIndexer(dims, axis);
   const per = w.length / channels;
@@ -25,7 +29,12 @@ export function toChannelFirst(w: Float32Array, dims: readonly number[], axis: n
   return { data: out, dims: [channels, per] };
 }
 
-export function calibrateWeights(node: Node, layer: string, numBits: number, channelWise: boolean): WeightFactors {
+export function calibrateWeights(
+  node: Node,
+  layer: string,
+  numBits: number,
+  channelWise: boolean,
+): WeightFactors {
   const w = node.input(1)!.constant!;
   const { data, dims } = toChannelFirst(w.toFloat32(), w.dims, weightChannelAxis(node));
   try {

@@ -81,7 +81,8 @@ function forEachCinRun(
     }
     case 'Gemm': {
       const [r, c] = [dims[0]!, dims[1]!];
-      if (layout.transB) for (let j = 0; j < c; j++) visit(j, r, c, j); // [N, K]: column j
+      if (layout.transB)
+        for (let j = 0; j < c; j++) visit(j, r, c, j); // [N, K]: column j
       else for (let i = 0; i < r; i++) visit(i * c, c, 1, i); // [K, N]: row i
       return;
     }
@@ -89,7 +90,11 @@ function forEachCinRun(
 }
 
 /** w_c = max |W| over the elements of input channel c. */
-export function weightInputChannelAbsMax(w: Float32Array, dims: readonly number[], layout: WeightLayout): Float32Array {
+export function weightInputChannelAbsMax(
+  w: Float32Array,
+  dims: readonly number[],
+  layout: WeightLayout,
+): Float32Array {
   const out = new Float32Array(inputChannels(dims, layout));
   forEachCinRun(dims, layout, (start, count, stride, c) => {
     let m = out[c]!;
@@ -130,7 +135,9 @@ export function activationChannelAbsMax(
   const out = new Float32Array(channels);
   if (axis === -1) {
     if (x.length % channels !== 0) {
-      throw new QuantError(`activation of ${x.length} values [${dims.join(', ')}] is not a whole number of ${channels}-feature rows`);
+      throw new QuantError(
+        `activation of ${x.length} values [${dims.join(', ')}] is not a whole number of ${channels}-feature rows`,
+      );
     }
     for (let p = 0; p < x.length; p += channels) {
       for (let c = 0; c < channels; c++) {
@@ -141,7 +148,9 @@ export function activationChannelAbsMax(
     return out;
   }
   if (dims[1] !== channels) {
-    throw new QuantError(`activation [${dims.join(', ')}] has ${dims[1]} channels on axis 1, the weight ${channels}`);
+    throw new QuantError(
+      `activation [${dims.join(', ')}] has ${dims[1]} channels on axis 1, the weight ${channels}`,
+    );
   }
   const inner = dims.slice(2).reduce((a, b) => a * b, 1);
   const n = dims[0]!;
@@ -179,13 +188,19 @@ function checkFinite(m: Float32Array, msg: string): void {
  * Factors outside (FLT_EPSILON, 1/FLT_EPSILON) are AMCT's error. Computed in float64, stored in
  * float32 as the record holds them.
  */
-export function balanceFactors(actMax: Float32Array, wtsMax: Float32Array, migrationStrength: number): Float32Array {
+export function balanceFactors(
+  actMax: Float32Array,
+  wtsMax: Float32Array,
+  migrationStrength: number,
+): Float32Array {
   const alpha = migrationStrength;
   if (!(alpha >= MIGRATION_STRENGTH_RANGE[0] && alpha <= MIGRATION_STRENGTH_RANGE[1])) {
     throw new QuantError(DMQ_MSG.strength(alpha));
   }
   if (actMax.length !== wtsMax.length) {
-    throw new QuantError(`the activation channel_num[${actMax.length}] must equal to weight channel_num[${wtsMax.length}]`);
+    throw new QuantError(
+      `the activation channel_num[${actMax.length}] must equal to weight channel_num[${wtsMax.length}]`,
+    );
   }
   checkFinite(actMax, DMQ_MSG.activationInvalid);
   checkFinite(wtsMax, DMQ_MSG.weightInvalid);

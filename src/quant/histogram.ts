@@ -151,7 +151,13 @@ function binWithinRange(data: Float32Array, bins: Float64Array, lo: number, hi: 
 }
 
 /** Takes back what binWithinRange added for data[0..count). */
-function unbin(data: Float32Array, count: number, bins: Float64Array, lo: number, hi: number): void {
+function unbin(
+  data: Float32Array,
+  count: number,
+  bins: Float64Array,
+  lo: number,
+  hi: number,
+): void {
   const nb = bins.length;
   const { a, k } = binParams(nb, lo, hi);
   for (let i = 0; i < count; i++) {

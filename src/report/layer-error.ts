@@ -42,13 +42,18 @@ export async function measureLayerErrors(
   sample: Record<string, SampleTensor>,
   blobs: Record<string, string>,
 ): Promise<{ layers: Record<string, LayerError>; outputs: Record<string, LayerError> }> {
-  const feeds = Object.fromEntries(Object.entries(sample).map(([k, t]) => [k, ndarray(t.data, t.dims)]));
+  const feeds = Object.fromEntries(
+    Object.entries(sample).map(([k, t]) => [k, ndarray(t.data, t.dims)]),
+  );
   const names = [...new Set(Object.values(blobs))];
   const ref = await (await Net.fromModel(floatModel)).forward(feeds, { blobs: names });
   const fake = await (await Net.fromModel(fakeModel)).forward(feeds, { blobs: names });
   const layers: Record<string, LayerError> = {};
   for (const [layer, blob] of Object.entries(blobs)) {
-    layers[layer] = compareTensors(ref[blob]!.data as Float32Array, fake[blob]!.data as Float32Array);
+    layers[layer] = compareTensors(
+      ref[blob]!.data as Float32Array,
+      fake[blob]!.data as Float32Array,
+    );
   }
   const outputs: Record<string, LayerError> = {};
   for (const v of floatModel.graph.outputs) {

@@ -41,15 +41,25 @@ function contiguous(a: NdArray): ArrayLike<number> {
  * Checks a feed against the model input and converts it to the ort.Tensor the session wants.
  * `batchFree` lets the first dimension differ, as pycaffe users reshape input blobs.
  */
-export function toOrtFeed(name: string, feed: Feed, input: Value, batchFree: boolean, file: string): ort.Tensor {
+export function toOrtFeed(
+  name: string,
+  feed: Feed,
+  input: Value,
+  batchFree: boolean,
+  file: string,
+): ort.Tensor {
   if (!isOrtTensor(feed) && !Array.isArray((feed as Partial<NdArray>).shape)) {
-    throw new FeedError(`${file}: feed '${name}' is neither an ndarray nor an ort.Tensor`, { file, key: name });
+    throw new FeedError(`${file}: feed '${name}' is neither an ndarray nor an ort.Tensor`, {
+      file,
+      key: name,
+    });
   }
   const dims = isOrtTensor(feed) ? [...feed.dims] : [...feed.shape];
   checkShape(name, dims, input.type?.shape, batchFree, file);
   const want = input.type?.dtype ?? 'float32';
   const type = ORT_TYPE[want];
-  if (!type) throw new FeedError(`${file}: input '${name}' has type ${want}, which feeds cannot carry`);
+  if (!type)
+    throw new FeedError(`${file}: input '${name}' has type ${want}, which feeds cannot carry`);
   if (isOrtTensor(feed)) {
     if (feed.type === type) return feed as ort.Tensor;
     return new ort.Tensor(type, convert(feed.data as ArrayLike<number>, want), dims);
@@ -81,7 +91,13 @@ function convert(src: ArrayLike<number>, dtype: string): ort.Tensor.DataType {
   }
 }
 
-function checkShape(name: string, dims: number[], want: Dim[] | undefined, batchFree: boolean, file: string) {
+function checkShape(
+  name: string,
+  dims: number[],
+  want: Dim[] | undefined,
+  batchFree: boolean,
+  file: string,
+) {
   if (!want) return;
   const bad =
     dims.length !== want.length ||

@@ -42,7 +42,11 @@ export class Net {
   }
 
   /** Loads `.prototxt` + `.caffemodel`, or `.onnx` (weightsFile omitted or null). */
-  static async create(modelFile: string, weightsFile?: string | null, opts: NetOptions = {}): Promise<Net> {
+  static async create(
+    modelFile: string,
+    weightsFile?: string | null,
+    opts: NetOptions = {},
+  ): Promise<Net> {
     const model = loadModel(modelFile, weightsFile, { phase: opts.phase });
     const net = new Net(model, opts);
     await net.prepare([]);
@@ -69,7 +73,10 @@ export class Net {
     return this.model.source?.format === 'caffe';
   }
 
-  async forward(feeds: Record<string, Feed>, opts: ForwardOptions = {}): Promise<Record<string, Blob>> {
+  async forward(
+    feeds: Record<string, Feed>,
+    opts: ForwardOptions = {},
+  ): Promise<Record<string, Blob>> {
     const inputs = this.checkFeeds(feeds);
     if (!this.sampleKept) this.keepCalibrationSample(inputs);
     const { session, taps, fetch } = await this.prepare(opts.blobs ?? []);
@@ -83,7 +90,8 @@ export class Net {
       flushRecordUpdates();
     }
     const out: Record<string, Blob> = {};
-    for (const name of [...this.outputNames, ...(opts.blobs ?? [])]) out[name] = toBlob(results[name]!);
+    for (const name of [...this.outputNames, ...(opts.blobs ?? [])])
+      out[name] = toBlob(results[name]!);
     return out;
   }
 
@@ -109,16 +117,21 @@ export class Net {
     for (const [name, feed] of Object.entries(feeds)) {
       const input = byName.get(name);
       if (!input) {
-        throw new FeedError(`${this.file}: no input named '${name}' (inputs: ${this.inputNames.join(', ')})`, {
-          file: this.file,
-          key: name,
-        });
+        throw new FeedError(
+          `${this.file}: no input named '${name}' (inputs: ${this.inputNames.join(', ')})`,
+          {
+            file: this.file,
+            key: name,
+          },
+        );
       }
       out[name] = toOrtFeed(name, feed, input, this.batchFree, this.file);
     }
     const missing = this.inputNames.filter((n) => !(n in feeds));
     if (missing.length) {
-      throw new FeedError(`${this.file}: missing feed for input(s) ${missing.join(', ')}`, { file: this.file });
+      throw new FeedError(`${this.file}: missing feed for input(s) ${missing.join(', ')}`, {
+        file: this.file,
+      });
     }
     return out;
   }
@@ -141,7 +154,11 @@ export class Net {
     const extra = new Set<string>([...blobs, ...taps.map((t) => t.value)]);
     for (const name of extra) {
       const v = values.get(name);
-      if (!v) throw new FeedError(`${this.file}: no blob named '${name}'`, { file: this.file, key: name });
+      if (!v)
+        throw new FeedError(`${this.file}: no blob named '${name}'`, {
+          file: this.file,
+          key: name,
+        });
       if (!g.outputs.includes(v)) g.outputs.push(v);
     }
     if (this.batchFree) relaxBatch(g.inputs, g.outputs);
@@ -153,7 +170,8 @@ export class Net {
 /** Declares the batch dimension symbolic so one session serves every batch size. */
 export function relaxBatch(inputs: Value[], outputs: Value[]): void {
   for (const v of inputs) {
-    if (v.type?.shape && v.type.shape.length > 0) v.type = { ...v.type, shape: ['N', ...v.type.shape.slice(1)] };
+    if (v.type?.shape && v.type.shape.length > 0)
+      v.type = { ...v.type, shape: ['N', ...v.type.shape.slice(1)] };
   }
   for (const v of outputs) if (v.type) v.type = { dtype: v.type.dtype };
 }

@@ -13,7 +13,10 @@ export interface SessionOptions {
 }
 
 /** Creates an ORT session for an ONNX-ready IR model (no amct-domain ops left). */
-export async function createSession(model: Model, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+export async function createSession(
+  model: Model,
+  opts: SessionOptions = {},
+): Promise<ort.InferenceSession> {
   const bytes = exportOnnx(model);
   return ort.InferenceSession.create(bytes, {
     executionProviders: executionProviders(),

@@ -1,7 +1,11 @@
 import ndarray, { type NdArray } from 'ndarray';
 import * as path from 'path';
 import { importCaffe, type CaffeImportOptions } from '../../../src/frontends/caffe/import';
-import type { BlobProtoPlain, LayerPlain, NetParameterPlain } from '../../../src/frontends/caffe/types';
+import type {
+  BlobProtoPlain,
+  LayerPlain,
+  NetParameterPlain,
+} from '../../../src/frontends/caffe/types';
 import type { Model } from '../../../src/ir';
 import { Net } from '../../../src/runtime/net';
 
@@ -51,7 +55,8 @@ export async function runNet(
   for (const [k, v] of Object.entries(feeds)) f[k] = ndarray(v.data, v.shape);
   const out = await netRt.forward(f, { blobs });
   const res: Record<string, { data: Float32Array; shape: number[] }> = {};
-  for (const [k, v] of Object.entries(out)) res[k] = { data: v.data as Float32Array, shape: [...v.shape] };
+  for (const [k, v] of Object.entries(out))
+    res[k] = { data: v.data as Float32Array, shape: [...v.shape] };
   return res;
 }
 

@@ -54,7 +54,9 @@ describe('layers', () => {
     expect(e).toBeInstanceOf(UnsupportedLayerError);
     expect(e.layer).toBe('loss');
     const v1 = thrown(() =>
-      importText(`${IN}layers { name: "h" type: HINGE_LOSS bottom: "data" bottom: "data" top: "a" }`),
+      importText(
+        `${IN}layers { name: "h" type: HINGE_LOSS bottom: "data" bottom: "data" top: "a" }`,
+      ),
     );
     expect(v1.message).toMatch(/layer 'h' has type 'HingeLoss'/);
   });

@@ -67,7 +67,11 @@ describe('ONNX operator conformance through the IR', () => {
     expect(outputs.length).toBe(net.outputNames.length);
     outputs.forEach((f, i) => {
       const name = net.outputNames[i]!;
-      expectClose(name, out[name]!.data as ArrayLike<number>, readTensorPb(path.join(data, f)).tensor);
+      expectClose(
+        name,
+        out[name]!.data as ArrayLike<number>,
+        readTensorPb(path.join(data, f)).tensor,
+      );
     });
   });
 });

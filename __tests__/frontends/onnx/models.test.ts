@@ -10,20 +10,30 @@ import { argmaxRows, fixture, loadMnist, mnistBatch } from '../../helpers/fixtur
 
 describe('real ONNX models through the IR', () => {
   it('mnist-8 after an IR round trip scores 98.91 % on all 10,000 MNIST test images', async () => {
-    const net = await Net.fromModel(importOnnx(exportOnnx(loadOnnxModel(fixture('onnx/mnist/mnist-8.onnx')))));
+    const net = await Net.fromModel(
+      importOnnx(exportOnnx(loadOnnxModel(fixture('onnx/mnist/mnist-8.onnx')))),
+    );
     const m = loadMnist();
     let correct = 0;
     // mnist-8 declares batch 1 and reshapes to [1, 256] inside, so it runs image by image
     for (let i = 0; i < m.count; i++) {
-      const out = await net.forward({ Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]) });
+      const out = await net.forward({
+        Input3: ndarray(mnistBatch(m, i, i + 1, 1), [1, 1, 28, 28]),
+      });
       if (argmaxRows(out.Plus214_Output_0!.data as Float32Array, 1)[0] === m.labels[i]) correct++;
     }
     expect(correct).toBe(9891);
   });
 
   it('SqueezeNet fp16 reproduces the WinML reference output for fish.csv', async () => {
-    const net = await Net.fromModel(importOnnx(exportOnnx(loadOnnxModel(fixture('onnx/squeezenet_fp16/SqueezeNet_fp16.onnx')))));
-    const pixels = fs.readFileSync(fixture('onnx/squeezenet_fp16/fish.csv'), 'utf8').trim().split(',').map(Number);
+    const net = await Net.fromModel(
+      importOnnx(exportOnnx(loadOnnxModel(fixture('onnx/squeezenet_fp16/SqueezeNet_fp16.onnx')))),
+    );
+    const pixels = fs
+      .readFileSync(fixture('onnx/squeezenet_fp16/fish.csv'), 'utf8')
+      .trim()
+      .split(',')
+      .map(Number);
     expect(pixels.length).toBe(150528);
     const out = await net.forward({ data_0: ndarray(Float32Array.from(pixels), [1, 3, 224, 224]) });
     const probs = out.softmaxout_1!.data as Float32Array;
@@ -46,7 +56,11 @@ describe('real ONNX models through the IR', () => {
     for (const [name, v] of m.graph.initializers) {
       const w = again.graph.initializers.get(name)!.constant!;
       expect(w.dtype).toBe(v.constant!.dtype);
-      expect(Buffer.from((w.data as Uint16Array).buffer).equals(Buffer.from((v.constant!.data as Uint16Array).buffer))).toBe(true);
+      expect(
+        Buffer.from((w.data as Uint16Array).buffer).equals(
+          Buffer.from((v.constant!.data as Uint16Array).buffer),
+        ),
+      ).toBe(true);
     }
   });
 });
@@ -85,6 +99,8 @@ describe('ONNX frontend errors', () => {
     const x = ndarray(mnistBatch(loadMnist(), 0, 1, 1), [1, 1, 28, 28]);
     const a = await (await Net.fromModel(m)).forward({ Input3: x });
     const b = await (await Net.fromModel(back)).forward({ Input3: x });
-    expect(Array.from(b.Plus214_Output_0!.data as Float32Array)).toEqual(Array.from(a.Plus214_Output_0!.data as Float32Array));
+    expect(Array.from(b.Plus214_Output_0!.data as Float32Array)).toEqual(
+      Array.from(a.Plus214_Output_0!.data as Float32Array),
+    );
   });
 });

@@ -57,7 +57,10 @@ function encodeModel(model: Model, opts: ExportOptions, dataFd: number | null) {
   const ctx = { offset: 0, opts, dataFd };
   const proto = {
     irVersion: Long.fromNumber(model.irVersion),
-    opsetImport: model.opsetImports.map((o) => ({ domain: o.domain, version: Long.fromNumber(o.version) })),
+    opsetImport: model.opsetImports.map((o) => ({
+      domain: o.domain,
+      version: Long.fromNumber(o.version),
+    })),
     producerName: model.producerName,
     producerVersion: model.producerVersion,
     domain: model.domain,
@@ -86,7 +89,8 @@ function graphToProto(g: Graph, ctx: EncodeCtx): Record<string, unknown> {
   const valueInfo: Record<string, unknown>[] = [];
   for (const n of g.nodes) {
     for (const o of n.outputs) {
-      if (g.declaredValueInfo.has(o.name) && !g.outputs.includes(o)) valueInfo.push(valueInfoProto(o));
+      if (g.declaredValueInfo.has(o.name) && !g.outputs.includes(o))
+        valueInfo.push(valueInfoProto(o));
     }
   }
   return {
@@ -135,7 +139,11 @@ function valueInfoProto(v: Value): Record<string, unknown> {
   const shape = v.type.shape
     ? {
         dim: v.type.shape.map((d) =>
-          typeof d === 'number' ? { dimValue: Long.fromNumber(d) } : d === null ? {} : { dimParam: d },
+          typeof d === 'number'
+            ? { dimValue: Long.fromNumber(d) }
+            : d === null
+              ? {}
+              : { dimParam: d },
         ),
       }
     : undefined;

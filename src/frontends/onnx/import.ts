@@ -2,7 +2,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type Long from 'long';
 import { ModelFormatError } from '../../errors';
-import { attr, Graph, Model, Node, type Attr, type Dim, type Value, type ValueType } from '../../ir';
+import {
+  attr,
+  Graph,
+  Model,
+  Node,
+  type Attr,
+  type Dim,
+  type Value,
+  type ValueType,
+} from '../../ir';
 import { onnxType } from './schema';
 import { dtypeFromOnnx, tensorFromProto, toNumber, type TensorProtoLike } from './tensor-proto';
 
@@ -76,9 +85,13 @@ export function importOnnx(
   try {
     decoded = onnxType('ModelProto').decode(bytes) as unknown as ModelLike;
   } catch (e) {
-    throw new ModelFormatError(`${file}: not an ONNX model (${(e as Error).message})`, { file }, {
-      cause: e,
-    });
+    throw new ModelFormatError(
+      `${file}: not an ONNX model (${(e as Error).message})`,
+      { file },
+      {
+        cause: e,
+      },
+    );
   }
   if (!decoded.graph || !decoded.graph.node || (decoded.opsetImport ?? []).length === 0) {
     throw new ModelFormatError(`${file}: not an ONNX model (no graph or opset_import)`, { file });
@@ -147,11 +160,15 @@ function buildNode(
   const inputs = (np.input ?? []).map((n) => {
     if (n === '') return null;
     const v = values.get(n);
-    if (!v) throw new ModelFormatError(`node '${name}' (${np.opType}) reads '${n}', defined nowhere before it`);
+    if (!v)
+      throw new ModelFormatError(
+        `node '${name}' (${np.opType}) reads '${n}', defined nowhere before it`,
+      );
     return v;
   });
   const outputs = (np.output ?? []).map((n) => {
-    if (values.has(n)) throw new ModelFormatError(`value '${n}' is produced twice (node '${name}')`);
+    if (values.has(n))
+      throw new ModelFormatError(`value '${n}' is produced twice (node '${name}')`);
     const info = infos.get(n);
     const v = graph.newValue(n, info ? valueType(info, n) : undefined);
     v.name = n;
@@ -162,7 +179,15 @@ function buildNode(
   for (const a of np.attribute ?? []) attrs[a.name ?? ''] = convertAttr(a, name);
   const meta: Record<string, unknown> = {};
   if (np.docString) meta.docString = np.docString;
-  return new Node({ name, opType: np.opType ?? '', domain: np.domain ?? '', inputs, outputs, attrs, meta });
+  return new Node({
+    name,
+    opType: np.opType ?? '',
+    domain: np.domain ?? '',
+    inputs,
+    outputs,
+    attrs,
+    meta,
+  });
 }
 
 const dec = new TextDecoder();
@@ -200,10 +225,15 @@ function valueType(vi: ValueInfoLike, name: string): ValueType | undefined {
   const tt = vi.type?.tensorType;
   if (!tt || !has(tt, 'elemType')) return undefined;
   const dtype = dtypeFromOnnx(tt.elemType ?? 0, `value '${name}'`);
-  const shape: Dim[] | undefined = tt.shape && has(tt, 'shape')
-    ? (tt.shape.dim ?? []).map((d) =>
-        has(d, 'dimValue') ? toNumber(d.dimValue) : has(d, 'dimParam') ? (d.dimParam ?? null) : null,
-      )
-    : undefined;
+  const shape: Dim[] | undefined =
+    tt.shape && has(tt, 'shape')
+      ? (tt.shape.dim ?? []).map((d) =>
+          has(d, 'dimValue')
+            ? toNumber(d.dimValue)
+            : has(d, 'dimParam')
+              ? (d.dimParam ?? null)
+              : null,
+        )
+      : undefined;
   return { dtype, shape };
 }

@@ -16,7 +16,12 @@ function n(p: Params, key: string, dflt: number): number {
   return typeof v === 'number' ? v : dflt;
 }
 
-function amctNode(ctx: LayerContext, opType: string, inputs: Value[], attrs: Parameters<LayerContext['op']>[3]): Value[] {
+function amctNode(
+  ctx: LayerContext,
+  opType: string,
+  inputs: Value[],
+  attrs: Parameters<LayerContext['op']>[3],
+): Value[] {
   const out = ctx.top(0, ctx.shape(0));
   const node = ctx.node(opType, inputs, [out], attrs);
   node.domain = AMCT_DOMAIN;

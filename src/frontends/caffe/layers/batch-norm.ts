@@ -52,7 +52,11 @@ export function lowerBatchNorm(ctx: LayerContext): Value[] {
   const d = ctx.op('Sub', [x, mu], ctx.tmp('centered', shape));
   const sq = ctx.op('Mul', [d, d], ctx.tmp('squared', shape));
   const v = ctx.op('ReduceMean', [sq], ctx.tmp('batch_var', statShape), { axes: attr.ints(axes) });
-  const ve = ctx.op('Add', [v, ctx.constant('eps', Tensor.float32([], [eps]))], ctx.tmp('var_eps', statShape));
+  const ve = ctx.op(
+    'Add',
+    [v, ctx.constant('eps', Tensor.float32([], [eps]))],
+    ctx.tmp('var_eps', statShape),
+  );
   const sd = ctx.op('Sqrt', [ve], ctx.tmp('std', statShape));
   return [ctx.op('Div', [d, sd], out)];
 }

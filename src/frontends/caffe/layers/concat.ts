@@ -7,12 +7,20 @@ export function lowerConcat(ctx: LayerContext): Value[] {
   ctx.expectArity([1, Infinity], 1);
   const p = ctx.param('concatParam');
   const shape = ctx.shape(0);
-  const axis = ctx.axis(has(p, 'concatDim') ? num(p, 'concatDim', 1) : num(p, 'axis', 1), shape.length);
+  const axis = ctx.axis(
+    has(p, 'concatDim') ? num(p, 'concatDim', 1) : num(p, 'axis', 1),
+    shape.length,
+  );
   const out: Shape = [...shape];
   for (let i = 1; i < ctx.bottoms.length; i++) {
     const s = ctx.shape(i);
-    if (s.length !== shape.length || s.some((d, j) => j !== axis && d !== null && shape[j] !== null && d !== shape[j])) {
-      throw ctx.formatError(`has bottoms that differ off the concat axis: [${shape.join(', ')}] and [${s.join(', ')}]`);
+    if (
+      s.length !== shape.length ||
+      s.some((d, j) => j !== axis && d !== null && shape[j] !== null && d !== shape[j])
+    ) {
+      throw ctx.formatError(
+        `has bottoms that differ off the concat axis: [${shape.join(', ')}] and [${s.join(', ')}]`,
+      );
     }
     const a = out[axis];
     const b = s[axis];

@@ -18,24 +18,31 @@ export function convGeometry(ctx: LayerContext): ConvGeometry {
   const p = ctx.param<Record<string, unknown>>('convolutionParam');
   const shape = ctx.shape(0);
   const axis = ctx.axis(num(p, 'axis', 1), shape.length);
-  if (axis !== 1) throw ctx.unsupported(`has convolution axis ${axis} (only channel axis 1 is supported)`);
+  if (axis !== 1)
+    throw ctx.unsupported(`has convolution axis ${axis} (only channel axis 1 is supported)`);
   const nSpatial = shape.length - 2;
-  if (nSpatial < 1) throw ctx.formatError(`needs a bottom with spatial axes, got [${shape.join(', ')}]`);
+  if (nSpatial < 1)
+    throw ctx.formatError(`needs a bottom with spatial axes, got [${shape.join(', ')}]`);
   let kernelSize: number[];
   if (has(p, 'kernelH') || has(p, 'kernelW')) {
-    if (nSpatial !== 2) throw ctx.formatError(`kernel_h / kernel_w need 2 spatial axes, the bottom has ${nSpatial}`);
-    if (!has(p, 'kernelH') || !has(p, 'kernelW')) throw ctx.formatError('sets only one of kernel_h and kernel_w');
+    if (nSpatial !== 2)
+      throw ctx.formatError(`kernel_h / kernel_w need 2 spatial axes, the bottom has ${nSpatial}`);
+    if (!has(p, 'kernelH') || !has(p, 'kernelW'))
+      throw ctx.formatError('sets only one of kernel_h and kernel_w');
     kernelSize = [num(p, 'kernelH', 0), num(p, 'kernelW', 0)];
   } else {
     kernelSize = spatialRepeated(ctx, p, 'kernelSize', nSpatial, null, false);
   }
   const channels = shape[1];
-  if (channels === null || channels === undefined) throw ctx.formatError('needs a known channel count');
+  if (channels === null || channels === undefined)
+    throw ctx.formatError('needs a known channel count');
   const numOutput = num(p, 'numOutput', 0);
   if (numOutput <= 0) throw ctx.formatError('sets no num_output');
   const group = num(p, 'group', 1);
   if (channels % group !== 0 || numOutput % group !== 0) {
-    throw ctx.formatError(`group ${group} does not divide the ${channels} input / ${numOutput} output channels`);
+    throw ctx.formatError(
+      `group ${group} does not divide the ${channels} input / ${numOutput} output channels`,
+    );
   }
   return {
     numOutput,
@@ -74,7 +81,9 @@ export function lowerConvolution(ctx: LayerContext): Value[] {
     out.push(d === null ? null : Math.floor((d + 2 * g.pad[i]! - ext) / g.stride[i]!) + 1);
   }
   if (out.some((d) => d !== null && d <= 0)) {
-    throw ctx.formatError(`gives an empty output [${out.join(', ')}] for bottom [${shape.join(', ')}]`);
+    throw ctx.formatError(
+      `gives an empty output [${out.join(', ')}] for bottom [${shape.join(', ')}]`,
+    );
   }
   return [ctx.op('Conv', [ctx.bottom(0), ...w], ctx.top(0, out), convAttrs(g))];
 }

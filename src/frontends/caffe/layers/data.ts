@@ -11,7 +11,10 @@ import { bool, has, num, nums } from './common';
 export function lowerDataLayer(ctx: LayerContext): Value[] {
   ctx.expectArity(0, [1, Infinity]);
   const transform = ctx.param('transformParam');
-  const crop = has(transform, 'cropSize') && num(transform, 'cropSize', 0) > 0 ? num(transform, 'cropSize', 0) : null;
+  const crop =
+    has(transform, 'cropSize') && num(transform, 'cropSize', 0) > 0
+      ? num(transform, 'cropSize', 0)
+      : null;
   const label = (b: number | null): Shape => [b];
   let first: Shape;
   switch (ctx.type) {
@@ -24,7 +27,12 @@ export function lowerDataLayer(ctx: LayerContext): Value[] {
       const p = ctx.param('imageDataParam');
       const b = nullable(num(p, 'batchSize', 1));
       const c = bool(p, 'isColor', true) ? 3 : 1;
-      first = [b, c, crop ?? nullable(num(p, 'newHeight', 0)), crop ?? nullable(num(p, 'newWidth', 0))];
+      first = [
+        b,
+        c,
+        crop ?? nullable(num(p, 'newHeight', 0)),
+        crop ?? nullable(num(p, 'newWidth', 0)),
+      ];
       return ctx.topNames.map((_, i) => ctx.input(i, i === 0 ? first : label(b)));
     }
     case 'WindowData': {
@@ -37,7 +45,12 @@ export function lowerDataLayer(ctx: LayerContext): Value[] {
     case 'MemoryData': {
       const p = ctx.param('memoryDataParam');
       const b = nullable(num(p, 'batchSize', 0));
-      first = [b, nullable(num(p, 'channels', 0)), nullable(num(p, 'height', 0)), nullable(num(p, 'width', 0))];
+      first = [
+        b,
+        nullable(num(p, 'channels', 0)),
+        nullable(num(p, 'height', 0)),
+        nullable(num(p, 'width', 0)),
+      ];
       return ctx.topNames.map((_, i) => ctx.input(i, i === 0 ? first : label(b)));
     }
     case 'HDF5Data': {
@@ -46,7 +59,9 @@ export function lowerDataLayer(ctx: LayerContext): Value[] {
     }
     case 'DummyData': {
       const p = ctx.param('dummyDataParam');
-      const shapes = ((p.shape as { dim?: number[] }[] | undefined) ?? []).map((s) => (s.dim ?? []).map(Number));
+      const shapes = ((p.shape as { dim?: number[] }[] | undefined) ?? []).map((s) =>
+        (s.dim ?? []).map(Number),
+      );
       const legacy = ['num', 'channels', 'height', 'width'].map((k) => nums(p, k));
       const n = ctx.topNames.length;
       const pick = <T>(arr: T[], i: number): T | undefined => (arr.length === 1 ? arr[0] : arr[i]);

@@ -15,11 +15,18 @@ export function lowerEltwise(ctx: LayerContext): Value[] {
   const shape = ctx.shape(0);
   for (let i = 1; i < ctx.bottoms.length; i++) {
     const s = ctx.shape(i);
-    if (s.length !== shape.length || s.some((d, j) => d !== null && shape[j] !== null && d !== shape[j])) {
-      throw ctx.formatError(`has bottoms of different shapes [${fmtShape(shape)}] and [${fmtShape(s)}]`);
+    if (
+      s.length !== shape.length ||
+      s.some((d, j) => d !== null && shape[j] !== null && d !== shape[j])
+    ) {
+      throw ctx.formatError(
+        `has bottoms of different shapes [${fmtShape(shape)}] and [${fmtShape(s)}]`,
+      );
     }
   }
-  const merged: Shape = shape.map((d, j) => d ?? ctx.bottoms.map((_, i) => ctx.shape(i)[j]).find((x) => x !== null) ?? null);
+  const merged: Shape = shape.map(
+    (d, j) => d ?? ctx.bottoms.map((_, i) => ctx.shape(i)[j]).find((x) => x !== null) ?? null,
+  );
   const onnxOp = op === 'SUM' ? 'Add' : op === 'PROD' ? 'Mul' : op === 'MAX' ? 'Max' : null;
   if (!onnxOp) throw ctx.unsupported(`uses operation ${op}`);
   if (coeff.length > 0 && op !== 'SUM') throw ctx.formatError('sets coeff, which only SUM takes');

@@ -14,7 +14,8 @@ export function lowerInnerProduct(ctx: LayerContext): Value[] {
   const n = num(p, 'numOutput', 0);
   if (n <= 0) throw ctx.formatError('sets no num_output');
   const k = product(shape.slice(axis));
-  if (k === null) throw ctx.formatError(`needs the sizes from axis ${axis} of bottom [${shape.join(', ')}]`);
+  if (k === null)
+    throw ctx.formatError(`needs the sizes from axis ${axis} of bottom [${shape.join(', ')}]`);
   const transpose = bool(p, 'transpose', false);
   const specs = [{ role: 'weight', dims: transpose ? [k, n] : [n, k] }];
   if (bool(p, 'biasTerm', true)) specs.push({ role: 'bias', dims: [n] });
@@ -23,7 +24,13 @@ export function lowerInnerProduct(ctx: LayerContext): Value[] {
   const m = product(lead);
   let x = ctx.bottom(0);
   if (!(shape.length === 2 && axis === 1)) {
-    x = ctx.op('Flatten', [x], ctx.tmp('flatten', [m, k]), { axis: attr.int(axis) }, `${ctx.name}/flatten`);
+    x = ctx.op(
+      'Flatten',
+      [x],
+      ctx.tmp('flatten', [m, k]),
+      { axis: attr.int(axis) },
+      `${ctx.name}/flatten`,
+    );
   }
   const attrs = { transB: attr.int(transpose ? 0 : 1) };
   if (axis === 1) return [ctx.op('Gemm', [x, ...w], ctx.top(0, [...lead, n]), attrs, ctx.name)];

@@ -42,8 +42,20 @@ export function lowerLRN(ctx: LayerContext): Value[] {
     'AVE',
     ctx.tmp('pool', shape),
   );
-  const scaled = ctx.op('Mul', [pooled, ctx.constant('alpha', Tensor.float32([], [alpha]))], ctx.tmp('alpha', shape));
-  const shifted = ctx.op('Add', [scaled, ctx.constant('one', Tensor.float32([], [1]))], ctx.tmp('shift', shape));
-  const factor = ctx.op('Pow', [shifted, ctx.constant('neg_beta', Tensor.float32([], [-beta]))], ctx.tmp('pow', shape));
+  const scaled = ctx.op(
+    'Mul',
+    [pooled, ctx.constant('alpha', Tensor.float32([], [alpha]))],
+    ctx.tmp('alpha', shape),
+  );
+  const shifted = ctx.op(
+    'Add',
+    [scaled, ctx.constant('one', Tensor.float32([], [1]))],
+    ctx.tmp('shift', shape),
+  );
+  const factor = ctx.op(
+    'Pow',
+    [shifted, ctx.constant('neg_beta', Tensor.float32([], [-beta]))],
+    ctx.tmp('pow', shape),
+  );
   return [ctx.op('Mul', [x, factor], out, {}, `${ctx.name}/product`)];
 }

@@ -16,7 +16,14 @@ export interface PoolGeometry {
  * Caffe's pooled size along one axis: ceil((H + 2p - k) / s) + 1 (floor with round_mode FLOOR),
  * minus one when the last window would start inside the end padding (only when any pad is set).
  */
-export function caffePooledSize(h: number, k: number, s: number, p: number, ceil: boolean, anyPad: boolean): number {
+export function caffePooledSize(
+  h: number,
+  k: number,
+  s: number,
+  p: number,
+  ceil: boolean,
+  anyPad: boolean,
+): number {
   const q = (h + 2 * p - k) / s;
   let out = (ceil ? Math.ceil(q) : Math.floor(q)) + 1;
   if (anyPad && (out - 1) * s >= h + p) out--;
@@ -46,18 +53,26 @@ export function lowerCaffePool(
   const h = inShape[2];
   const w = inShape[3];
   if (inShape.length !== 4 || typeof h !== 'number' || typeof w !== 'number') {
-    throw ctx.formatError(`needs a 4-D bottom with known height and width, got [${inShape.join(', ')}]`);
+    throw ctx.formatError(
+      `needs a 4-D bottom with known height and width, got [${inShape.join(', ')}]`,
+    );
   }
   const hw = [h, w];
   const anyPad = g.pad[0] > 0 || g.pad[1] > 0;
-  const pooled = [0, 1].map((i) => caffePooledSize(hw[i]!, g.kernel[i]!, g.stride[i]!, g.pad[i]!, g.ceil, anyPad));
-  const padEnd = [0, 1].map((i) => (pooled[i]! - 1) * g.stride[i]! + g.kernel[i]! - hw[i]! - g.pad[i]!);
-  if (pooled.some((d) => d <= 0)) throw ctx.formatError(`gives an empty output for bottom [${inShape.join(', ')}]`);
+  const pooled = [0, 1].map((i) =>
+    caffePooledSize(hw[i]!, g.kernel[i]!, g.stride[i]!, g.pad[i]!, g.ceil, anyPad),
+  );
+  const padEnd = [0, 1].map(
+    (i) => (pooled[i]! - 1) * g.stride[i]! + g.kernel[i]! - hw[i]! - g.pad[i]!,
+  );
+  if (pooled.some((d) => d <= 0))
+    throw ctx.formatError(`gives an empty output for bottom [${inShape.join(', ')}]`);
   if (padEnd.some((d) => d < 0)) {
     // the last window ends before the input does; ONNX floor mode with no end pad drops it too
     for (let i = 0; i < 2; i++) {
       const onnx = Math.floor((hw[i]! + g.pad[i]! - g.kernel[i]!) / g.stride[i]!) + 1;
-      if (onnx !== pooled[i]) throw ctx.unsupported(`has a pooling geometry (window ending before the input)`);
+      if (onnx !== pooled[i])
+        throw ctx.unsupported(`has a pooling geometry (window ending before the input)`);
       padEnd[i] = 0;
     }
   }
@@ -66,7 +81,12 @@ export function lowerCaffePool(
   let input = x;
   let pads = [g.pad[0], g.pad[1], padEnd[0]!, padEnd[1]!];
   if (explicitPad) {
-    const padded: Shape = [inShape[0]!, inShape[1]!, h + g.pad[0] + padEnd[0]!, w + g.pad[1] + padEnd[1]!];
+    const padded: Shape = [
+      inShape[0]!,
+      inShape[1]!,
+      h + g.pad[0] + padEnd[0]!,
+      w + g.pad[1] + padEnd[1]!,
+    ];
     input = ctx.op(
       'Pad',
       [
@@ -112,7 +132,10 @@ export function lowerCaffePool(
   const avgAttrs = { ...attrs, count_include_pad: attr.int(includePad ? 1 : 0) };
   if (exact) return ctx.op('AveragePool', [input], out, avgAttrs, ctx.name);
   const y = ctx.op('AveragePool', [input], ctx.tmp('avg', outShape), avgAttrs, ctx.name);
-  const c = ctx.constant('divisor_correction', Tensor.float32([1, 1, pooled[0]!, pooled[1]!], corr));
+  const c = ctx.constant(
+    'divisor_correction',
+    Tensor.float32([1, 1, pooled[0]!, pooled[1]!], corr),
+  );
   return ctx.op('Mul', [y, c], out, {}, `${ctx.name}/divisor_correction`);
 }
 
@@ -154,8 +177,10 @@ export function lowerPooling(ctx: LayerContext): Value[] {
     ceil: str(p, 'roundMode', 'CEIL') !== 'FLOOR' && bool(p, 'ceilMode', true),
   };
   for (let i = 0; i < 2; i++) {
-    if (g.kernel[i]! <= 0 || g.stride[i]! <= 0) throw ctx.formatError('has a zero kernel size or stride');
-    if (g.pad[i]! >= g.kernel[i]!) throw ctx.formatError(`has pad ${g.pad[i]} not smaller than kernel ${g.kernel[i]}`);
+    if (g.kernel[i]! <= 0 || g.stride[i]! <= 0)
+      throw ctx.formatError('has a zero kernel size or stride');
+    if (g.pad[i]! >= g.kernel[i]!)
+      throw ctx.formatError(`has pad ${g.pad[i]} not smaller than kernel ${g.kernel[i]}`);
   }
   const h = shape[2];
   const w = shape[3];

@@ -18,16 +18,20 @@ export function lowerReshape(ctx: LayerContext): Value[] {
   const numAxes = num(p, 'numAxes', -1);
   // Caffe: axis may equal rank (insert at the end); negative counts from rank + 1
   const start = axisP < 0 ? axisP + rank + 1 : axisP;
-  if (start < 0 || start > rank) throw ctx.formatError(`has axis ${axisP} out of range for a ${rank}-D bottom`);
+  if (start < 0 || start > rank)
+    throw ctx.formatError(`has axis ${axisP} out of range for a ${rank}-D bottom`);
   if (numAxes < -1) throw ctx.formatError(`has num_axes ${numAxes}`);
   const end = numAxes === -1 ? rank : start + numAxes;
-  if (end > rank) throw ctx.formatError(`has axis ${start} + num_axes ${numAxes} past ${rank} axes`);
-  if (spec.filter((d) => d === -1).length > 1) throw ctx.formatError('has more than one -1 in its shape');
+  if (end > rank)
+    throw ctx.formatError(`has axis ${start} + num_axes ${numAxes} past ${rank} axes`);
+  if (spec.filter((d) => d === -1).length > 1)
+    throw ctx.formatError('has more than one -1 in its shape');
   const out: Shape = [...shape.slice(0, start)];
   let inferAt = -1;
   spec.forEach((d, i) => {
     if (d === 0) {
-      if (start + i >= rank) throw ctx.formatError(`copies axis ${start + i} (dim 0), which the bottom lacks`);
+      if (start + i >= rank)
+        throw ctx.formatError(`copies axis ${start + i} (dim 0), which the bottom lacks`);
       out.push(shape[start + i]!);
     } else if (d === -1) {
       inferAt = out.length;
@@ -49,7 +53,9 @@ export function lowerReshape(ctx: LayerContext): Value[] {
     const a = product(shape);
     const b = product(out);
     if (a !== null && b !== null && a !== b) {
-      throw ctx.formatError(`cannot reshape [${shape.join(', ')}] (${a} values) to [${out.join(', ')}] (${b})`);
+      throw ctx.formatError(
+        `cannot reshape [${shape.join(', ')}] (${a} values) to [${out.join(', ')}] (${b})`,
+      );
     }
   }
   const trailing = shape.slice(end);

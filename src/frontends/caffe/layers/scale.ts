@@ -43,7 +43,13 @@ export function affineOperand(
     }
     const dims = bshape.map((d) => d ?? 0);
     const extra = extraRoles.length
-      ? ctx.weights(extraRoles.map((r) => ({ role: r, dims, onnxDims: broadcastDims(dims, axis, shape.length) })))
+      ? ctx.weights(
+          extraRoles.map((r) => ({
+            role: r,
+            dims,
+            onnxDims: broadcastDims(dims, axis, shape.length),
+          })),
+        )
       : [];
     return { operand, extra, shape };
   }
@@ -51,9 +57,13 @@ export function affineOperand(
   const numAxes = num(p, 'numAxes', 1);
   if (numAxes < -1) throw ctx.formatError(`has num_axes ${numAxes}`);
   const end = numAxes === -1 ? shape.length : axis + numAxes;
-  if (end > shape.length) throw ctx.formatError(`has axis ${axis} + num_axes ${numAxes} past the bottom's ${shape.length} axes`);
+  if (end > shape.length)
+    throw ctx.formatError(
+      `has axis ${axis} + num_axes ${numAxes} past the bottom's ${shape.length} axes`,
+    );
   const sel = shape.slice(axis, end);
-  if (sel.some((d) => d === null)) throw ctx.formatError(`needs known sizes at axes ${axis}..${end - 1}`);
+  if (sel.some((d) => d === null))
+    throw ctx.formatError(`needs known sizes at axes ${axis}..${end - 1}`);
   const dims = sel as number[];
   const onnxDims = broadcastDims(dims, axis, shape.length);
   const roles = [role, ...extraRoles];
@@ -68,7 +78,12 @@ export function affineOperand(
 export function lowerScale(ctx: LayerContext): Value[] {
   ctx.expectArity([1, 2], 1);
   const biasTerm = bool(ctx.param('scaleParam'), 'biasTerm', false);
-  const { operand, extra, shape } = affineOperand(ctx, 'scaleParam', 'scale', biasTerm ? ['bias'] : []);
+  const { operand, extra, shape } = affineOperand(
+    ctx,
+    'scaleParam',
+    'scale',
+    biasTerm ? ['bias'] : [],
+  );
   const out = ctx.top(0, shape);
   if (!biasTerm) return [ctx.op('Mul', [ctx.bottom(0), operand], out)];
   const y = ctx.op('Mul', [ctx.bottom(0), operand], ctx.tmp('scaled', shape));

@@ -9,6 +9,12 @@ export function lowerSplit(ctx: LayerContext): Value[] {
   ctx.expectArity(1, [1, Infinity]);
   const shape = ctx.shape(0);
   return ctx.topNames.map((t, i) =>
-    ctx.op('Identity', [ctx.bottom(0)], ctx.top(i, shape), {}, i === 0 ? ctx.name : `${ctx.name}/${t}`),
+    ctx.op(
+      'Identity',
+      [ctx.bottom(0)],
+      ctx.top(i, shape),
+      {},
+      i === 0 ? ctx.name : `${ctx.name}/${t}`,
+    ),
   );
 }
