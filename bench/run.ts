@@ -13,6 +13,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { NdArray } from 'ndarray';
 import * as ort from 'onnxruntime-node';
 import * as amct from '../src';
 import { saveOnnxModel } from '../src/frontends/onnx/export';
@@ -182,37 +183,62 @@ async function loweringOverhead(): Promise<Record<string, unknown>> {
 }
 
 /** Calibration forwards (modified model, taps) vs the same forwards of the original model. */
-async function calibrationOverhead(): Promise<Record<string, unknown>[]> {
-  const rows: Record<string, unknown>[] = [];
-  const faces = faceImages();
-  const forwards = QUICK ? 8 : 32;
-  const feeds = Array.from({ length: forwards }, (_, i) => faces[i % faces.length]!);
-  const dir = path.join(WORK, 'overhead');
+/**
+ * Calibration forwards (modified model: taps + histograms) vs the same forwards of the original
+ * model, including the final IFMR search at the batch_num-th forward. One row per model; the
+ * elements column counts the activation values histogrammed per forward.
+ */
+async function overheadRow(
+  name: string,
+  model: string,
+  input: string,
+  feeds: NdArray<Float32Array>[],
+): Promise<Record<string, unknown>> {
+  const dir = path.join(WORK, `overhead-${name.replace(/\W+/g, '_')}`);
   fs.mkdirSync(dir, { recursive: true });
-  amct.onnx.createQuantConfig(path.join(dir, 'config.json'), ULTRAFACE_ONNX, [], forwards);
+  amct.onnx.createQuantConfig(path.join(dir, 'config.json'), model, [], feeds.length);
   await amct.onnx.quantizeModel(
     path.join(dir, 'config.json'),
-    ULTRAFACE_ONNX,
+    model,
     path.join(dir, 'mod.onnx'),
     path.join(dir, 'record.txt'),
   );
-  const plain = await amct.Net.create(ULTRAFACE_ONNX);
-  await plain.forward({ input: feeds[0]! });
+  const plain = await amct.Net.create(model);
+  await plain.forward({ [input]: feeds[0]! });
   let t = performance.now();
-  for (const x of feeds) await plain.forward({ input: x });
+  for (const x of feeds) await plain.forward({ [input]: x });
   const plainMs = performance.now() - t;
   const calib = await amct.Net.create(path.join(dir, 'mod.onnx'));
   t = performance.now();
-  for (const x of feeds) await calib.forward({ input: x });
+  for (const x of feeds) await calib.forward({ [input]: x });
   const calibMs = performance.now() - t;
-  rows.push({
-    model: 'UltraFace RFB-320',
-    forwards,
+  return {
+    model: name,
+    forwards: feeds.length,
     plainMs,
     calibrationMs: calibMs,
     ratio: calibMs / plainMs,
-  });
-  return rows;
+  };
+}
+
+async function calibrationOverhead(): Promise<Record<string, unknown>[]> {
+  const faces = faceImages();
+  const n = QUICK ? 8 : 32;
+  const m = loadMnist();
+  return [
+    await overheadRow(
+      'UltraFace RFB-320',
+      ULTRAFACE_ONNX,
+      'input',
+      Array.from({ length: n }, (_, i) => faces[i % faces.length]!),
+    ),
+    await overheadRow(
+      'mnist-8',
+      MNIST_ONNX,
+      'Input3',
+      Array.from({ length: 4 * n }, (_, i) => mnistBatch(m, i, i + 1, 1)),
+    ),
+  ];
 }
 
 function peakRss(): Record<string, unknown>[] {
