@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readIdx } from '../data/idx';
 import { readImage, resize, type RgbImage } from '../data/image';
+import { meanFor, readMeanFile } from '../data/mean-file';
 import { isNpy, readNpy } from '../data/npy';
 import { ModelFormatError } from '../errors';
 import { numel, type Dim } from '../ir';
@@ -19,6 +20,29 @@ export interface Preprocess {
   bgr?: boolean;
   /** [width, height] images are resized to. */
   size?: [number, number];
+  /** Caffe mean_file (.binaryproto or .npy): a per-pixel mean subtracted instead of `mean`. */
+  meanFile?: string;
+}
+
+/** The mean image for [channels, h, w] samples, per pixel, or null without --mean-file. */
+function meanImageFor(
+  prep: Preprocess,
+  channels: number,
+  h: number,
+  w: number,
+): Float32Array | null {
+  if (!prep.meanFile) return null;
+  if (prep.mean) throw new UsageError('give --mean or --mean-file, not both');
+  const m = readMeanFile(prep.meanFile);
+  if (m.channels !== channels) {
+    throw new DataError(
+      `${prep.meanFile}: the mean image has ${m.channels} channel(s), the model input ${channels}`,
+      {
+        file: prep.meanFile,
+      },
+    );
+  }
+  return meanFor(m, h, w, prep.meanFile);
 }
 
 export interface SampleSource {
@@ -79,6 +103,7 @@ function imageSource(folder: string, want: Dim[], prep: Preprocess): SampleSourc
   }
   const { mean, scale } = channelParams(prep, c, 'the model input');
   const plane = w * h;
+  const meanImage = meanImageFor(prep, c, h, w);
   const toPlanes = (img: RgbImage, out: Float32Array, offset: number) => {
     const src = img.width === w && img.height === h ? img : resize(img, w, h);
     for (let ch = 0; ch < c; ch++) {
@@ -87,7 +112,8 @@ function imageSource(folder: string, want: Dim[], prep: Preprocess): SampleSourc
         const p = src.data.subarray(i * 3, i * 3 + 3);
         // one channel: luminance (ITU-R BT.601), which is the pixel itself for gray images
         const v = c === 1 ? (299 * p[0]! + 587 * p[1]! + 114 * p[2]!) / 1000 : p[from]!;
-        out[offset + ch * plane + i] = (v - mean[ch]!) * scale[ch]!;
+        const m = meanImage ? meanImage[ch * plane + i]! : mean[ch]!;
+        out[offset + ch * plane + i] = (v - m) * scale[ch]!;
       }
     }
   };
@@ -157,6 +183,12 @@ function arraySource(
   const channels = shape.length >= 3 ? shape[0]! : 1;
   const plane = per / channels;
   const { mean, scale } = channelParams(prep, channels, file);
+  const meanImage =
+    prep.meanFile && shape.length === 3 ? meanImageFor(prep, channels, shape[1]!, shape[2]!) : null;
+  if (prep.meanFile && !meanImage)
+    throw new UsageError(
+      `--mean-file needs [C, H, W] samples; ${file} holds [${shape.join(', ')}]`,
+    );
   return {
     description: `${dims[0]} samples of [${shape.join(', ')}] from ${kind} ${file}`,
     count: dims[0]!,
@@ -165,7 +197,8 @@ function arraySource(
       const out = new Float32Array((end - start) * per);
       for (let i = 0; i < out.length; i++) {
         const ch = Math.floor((i % per) / plane);
-        out[i] = (data[start * per + i]! - mean[ch]!) * scale[ch]!;
+        const m = meanImage ? meanImage[i % per]! : mean[ch]!;
+        out[i] = (data[start * per + i]! - m) * scale[ch]!;
       }
       return out;
     },

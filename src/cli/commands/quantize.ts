@@ -52,11 +52,14 @@ export const PREPROCESS_OPTIONS = {
   mean: { type: 'string' },
   bgr: { type: 'boolean' },
   size: { type: 'string' },
+  'mean-file': { type: 'string' },
 } as const;
 
 export const PREPROCESS_HELP = `Data preprocessing (each value becomes (value - mean[c]) * scale[c]):
   --scale S | S1,S2,S3     multiply after the mean is subtracted (default 1)
   --mean M | M1,M2,M3      subtract first (default 0)
+  --mean-file F            Caffe mean_file (.binaryproto or .npy, [C,H,W]): per-pixel mean,
+                           centre-cropped when larger than the input (instead of --mean)
   --bgr                    images: channel order BGR (Caffe models) instead of RGB
   --size WxH               images: resize to WxH (default: the model input size)
   --input NAME             the model input to feed (when it has several)`;
@@ -70,6 +73,7 @@ export function preprocessOf(v: Values): Preprocess {
     ...(mean ? { mean } : {}),
     ...(v.bgr === true ? { bgr: true } : {}),
     ...(sz ? { size: sz } : {}),
+    ...(typeof v['mean-file'] === 'string' ? { meanFile: v['mean-file'] } : {}),
   };
 }
 
