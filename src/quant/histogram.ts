@@ -28,6 +28,8 @@ export class Histogram {
   private lo = 0;
   private hi = 0;
   private total = 0;
+  /** Per-batch integer counts of the single-pass path, reused across batches. */
+  private scratch: Int32Array | null = null;
   private readonly messages: { nan: string; inf: string };
 
   constructor(numBins: number = HFMG_DEFAULT_NUM_BINS, options: HistogramOptions = {}) {
@@ -86,15 +88,15 @@ export class Histogram {
     const n = data.length;
     if (n === 0) return;
     // Steady state: the batch lies within the range seen so far, so the merge would add bin by
-    // bin. One pass bins it in place; on the first value outside (or NaN) the partial counts are
-    // taken back and the general path below runs.
-    if (this.total > 0) {
-      const stop = binWithinRange(data, this.bins, this.lo, this.hi);
-      if (stop === n) {
+    // bin. One pass counts it; on the first value outside (or NaN) the counts are dropped and
+    // the general path below runs.
+    if (this.total > 0 && n < 2 ** 31) {
+      this.scratch ??= new Int32Array(this.numBins);
+      if (countWithinRange(data, this.scratch, this.lo, this.hi) === n) {
+        for (let i = 0; i < this.numBins; i++) this.bins[i]! += this.scratch[i]!;
         this.total += n;
         return;
       }
-      unbin(data, stop, this.bins, this.lo, this.hi);
     }
     let dmin = Infinity;
     let dmax = -Infinity;
@@ -135,36 +137,34 @@ function binParams(nb: number, lo: number, hi: number): { a: number; k: number }
   return { a, k: nb / (b - a) };
 }
 
-/** Adds data[i] to `bins` while lo <= data[i] <= hi; returns the first i that is not (or n). */
-function binWithinRange(data: Float32Array, bins: Float64Array, lo: number, hi: number): number {
-  const nb = bins.length;
+/**
+ * Counts data into `scratch` (zeroed here) while lo <= data[i] <= hi; returns the first i that
+ * is not (or n). Integer counts in a scratch array, and exact zeros (half of every ReLU output)
+ * counted in a register: consecutive increments of one bin otherwise wait on each other's store.
+ */
+function countWithinRange(data: Float32Array, scratch: Int32Array, lo: number, hi: number): number {
+  const nb = scratch.length;
+  scratch.fill(0);
   const { a, k } = binParams(nb, lo, hi);
   const n = data.length;
+  let zeros = 0;
   for (let i = 0; i < n; i++) {
     const v = data[i]!;
+    if (v === 0 && lo <= 0 && hi >= 0) {
+      zeros++;
+      continue;
+    }
     if (!(v >= lo && v <= hi)) return i;
     let idx = floor((v - a) * k);
     if (idx >= nb) idx = nb - 1;
-    bins[idx]! += 1;
+    scratch[idx]!++;
+  }
+  if (zeros > 0) {
+    let z = floor((0 - a) * k);
+    if (z >= nb) z = nb - 1;
+    scratch[z]! += zeros;
   }
   return n;
-}
-
-/** Takes back what binWithinRange added for data[0..count). */
-function unbin(
-  data: Float32Array,
-  count: number,
-  bins: Float64Array,
-  lo: number,
-  hi: number,
-): void {
-  const nb = bins.length;
-  const { a, k } = binParams(nb, lo, hi);
-  for (let i = 0; i < count; i++) {
-    let idx = floor((data[i]! - a) * k);
-    if (idx >= nb) idx = nb - 1;
-    bins[idx]! -= 1;
-  }
 }
 
 /**

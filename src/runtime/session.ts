@@ -8,6 +8,11 @@ export interface SessionOptions {
   threads?: number;
   /** Disable ORT graph optimizations (exactness checks of QDQ models). */
   optimize?: boolean;
+  /**
+   * Let ORT's intra-op threads spin between runs (ORT's default). Calibration sessions turn it
+   * off: between runs the JS observers need the cores the spinning threads would hold.
+   */
+  spin?: boolean;
   /** Where ORT writes the model after its graph optimizations (to check what it fused). */
   optimizedModelFilePath?: string;
 }
@@ -21,6 +26,7 @@ export async function createSession(
   return ort.InferenceSession.create(bytes, {
     executionProviders: executionProviders(),
     graphOptimizationLevel: opts.optimize === false ? 'disabled' : 'all',
+    ...(opts.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
     ...(opts.optimizedModelFilePath ? { optimizedModelFilePath: opts.optimizedModelFilePath } : {}),
     logSeverityLevel: 3,
