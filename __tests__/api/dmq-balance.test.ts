@@ -23,6 +23,7 @@ import { RecordFile } from '../../src/record/record-file';
 import { compareTensors } from '../../src/report/layer-error';
 import { rand } from '../frontends/caffe/helpers';
 import { blobText, head } from '../frontends/caffe/run';
+import { randomTensor, rng } from '../helpers/synthetic';
 
 const EPS = 1.1920928955078125e-7;
 
@@ -144,22 +145,6 @@ async function checkFactorsAndWeights(
       );
     }
   }
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  };
-}
-
-function randomTensor(dims: number[], r: () => number, scale: number): Tensor {
-  const n = dims.reduce((a, b) => a * b, 1);
-  return Tensor.float32(
-    dims,
-    Float32Array.from({ length: n }, () => r() * scale),
-  );
 }
 
 /** x[2,6,9,9] -> Conv(g2) -> Relu -> ConvTranspose -> Relu -> MaxPool -> Conv(dw) -> Relu -> GAP -> Flatten -> Gemm(transB) -> Relu -> Gemm -> Relu -> MatMul */

@@ -11,25 +11,10 @@ import ndarray from 'ndarray';
 import * as ort from 'onnxruntime-node';
 import * as amct from '../../src';
 import { saveOnnxModel } from '../../src/frontends/onnx/export';
-import { attr, Graph, Model, Tensor } from '../../src/ir';
+import { attr, Graph, Model, type Tensor } from '../../src/ir';
 import { RecordFile } from '../../src/record/record-file';
 import { compareTensors } from '../../src/report/layer-error';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  };
-}
-
-function randomTensor(dims: number[], r: () => number, scale: number): Tensor {
-  const n = dims.reduce((a, b) => a * b, 1);
-  return Tensor.float32(
-    dims,
-    Float32Array.from({ length: n }, () => r() * scale),
-  );
-}
+import { randomTensor, rng } from '../helpers/synthetic';
 
 /** x[1,4,8,8] -> Conv(group 2) -> Relu -> ConvTranspose -> AveragePool -> Flatten -> Gemm(transB) -> MatMul */
 function buildModel(file: string): void {

@@ -18,7 +18,7 @@ export function rng(seed: number): () => number {
   };
 }
 
-function randomTensor(dims: number[], r: () => number, scale: number): Tensor {
+export function randomTensor(dims: number[], r: () => number, scale: number): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
   return Tensor.float32(
     dims,
