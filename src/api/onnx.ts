@@ -126,3 +126,15 @@ export async function accuracyBasedAutoCalibration(
 
 /** amct_onnx tensor decomposition: autoDecomposition / decomposeNetwork over .onnx files. */
 export * as tensorDecompose from './onnx-tensor-decompose';
+
+/** amct_onnx quantization-aware retraining (docs/qat.md). */
+export {
+  createQuantRetrainConfig,
+  createQuantRetrainModel,
+  saveQuantRetrainModel,
+  OnnxRetrainModel,
+  type RetrainBatch,
+  type RetrainLoss,
+  type TrainOptions,
+  type TrainResult,
+} from './onnx-retrain';

@@ -112,7 +112,7 @@ function inferenceNet(model: Model): void {
 }
 
 /** Record entry of a RetrainQuant layer from its learned clips and its layer's trained weights. */
-function learnedFactors(rq: Node, target: Node | undefined, file: string): LayerRecord {
+export function learnedFactors(rq: Node, target: Node | undefined, file: string): LayerRecord {
   const spec = retrainQuantSpec(rq);
   if (!spec.initialized) {
     throw new RecordError(
@@ -209,7 +209,7 @@ export async function saveQuantRetrainModel(
 }
 
 /** Turns a RetrainQuant node into the calibration layer saveQuantized builds the models from. */
-function toCalibration(
+export function toCalibration(
   g: Graph,
   rq: Node,
   objectLayer: string,

@@ -61,7 +61,9 @@ function retrainReason(node: Node, type: string): string | undefined {
     if ((plain?.innerProductParam?.axis ?? 1) !== 1)
       return 'InnerProduct with axis other than 1 is not supported';
   }
-  if (node.opType === 'MatMul') return 'MatMul is not a Caffe retrain layer';
+  // ONNX MatMul layers retrain (amct_onnx); in a Caffe net a MatMul is no retrain layer
+  if (node.opType === 'MatMul' && node.meta.caffe !== undefined)
+    return 'MatMul is not a Caffe retrain layer';
   return undefined;
 }
 

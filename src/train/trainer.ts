@@ -52,6 +52,14 @@ export class Trainer {
     return new Trainer(modelFile, train, test, opts);
   }
 
+  /**
+   * A trainer over nets already in memory (the ONNX retrain flow): their nodes carry the
+   * Caffe-style meta (layer, blobs) the slots are collected by, and the train net a *Loss layer.
+   */
+  static fromModels(name: string, train: Model, test: Model, opts: TrainerOptions = {}): Trainer {
+    return new Trainer(name, train, test, opts);
+  }
+
   /** [scale, offset, clip_max, clip_min] a ULQ quantizer runs with now. */
   qp = (layer: string): Float32Array => {
     const q = this.quantizers.get(layer)!;
