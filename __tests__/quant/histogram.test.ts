@@ -85,4 +85,39 @@ describe('Histogram', () => {
     expect(h.count).toBe(6);
     expect(h.binWidth).toBe(1);
   });
+
+  it('counts in-range batches exactly like one histc over all of them (zero runs included)', () => {
+    // Reference written here: torch.histc's rule over the first batch's [min, max].
+    const nb = 16;
+    const first = new Float32Array([0, 8, 3.3, 0, 0, 7.99]);
+    const later = [
+      new Float32Array([0, 0, 0, 0, 0, 0, 0, 0.1, 8, 4, 4.5, 0]),
+      new Float32Array([1, 2, 3, 5, 6, 7, 0]), // a length not divisible by 4
+      new Float32Array([0.49, 0.5, 0.51]),
+    ];
+    const h = new Histogram(nb);
+    h.add(first);
+    for (const b of later) h.add(b);
+    const expected = new Array<number>(nb).fill(0);
+    for (const b of [first, ...later]) {
+      for (const v of b) expected[Math.min(Math.floor((v * nb) / 8), nb - 1)]! += 1;
+    }
+    expect(Array.from(h.counts)).toEqual(expected);
+    expect(h.count).toBe(expected.reduce((a, c) => a + c, 0));
+  });
+
+  it('a batch leaving the range part-way is binned whole over the grown range', () => {
+    // Regression: the steady-state path counts a batch until its first out-of-range value;
+    // those counts must be taken back so the batch is binned over the grown range (AMCT merge).
+    const h = new Histogram(4);
+    h.add(new Float32Array([0, 4])); // [0, 4]: b0, b3
+    h.add(new Float32Array([1, 1, 1, 1, 1, 8])); // grows to [0, 8], width 2
+    // New batch over [0, 8]: five 1s -> b0, 8 -> b3. Old [0,1) -> idx 0..0 (1 -> b0),
+    // old b3 [3,4) -> idx 1..2: split at 4: trunc(1 * 1/1) = 1 -> b1, 0 -> b2.
+    expect(Array.from(h.counts)).toEqual([6, 1, 0, 1]);
+    expect(h.count).toBe(8);
+    // and the histogram keeps counting in the new range afterwards
+    h.add(new Float32Array([7, 7, 7, 7, 7]));
+    expect(Array.from(h.counts)).toEqual([6, 1, 0, 6]);
+  });
 });

@@ -1,8 +1,10 @@
 import { Histogram } from '../../src/quant/histogram';
+import { IFMR_HISTOGRAM_BINS } from '../../src/calibration/observer';
 import {
   ifmr,
   ifmrCandidates,
   ifmrFromHistogram,
+  histogramQuantLoss,
   percentileRank,
   selectKth,
 } from '../../src/quant/ifmr';
@@ -193,7 +195,7 @@ describe('ifmrFromHistogram', () => {
   function compare(
     batches: Float32Array[],
     params: Parameters<typeof ifmr>[1],
-    bins = 4096,
+    bins = IFMR_HISTOGRAM_BINS,
   ): { exact: number; hist: number } {
     const total = batches.reduce((s, b) => s + b.length, 0);
     const all = new Float32Array(total);
@@ -240,6 +242,8 @@ describe('ifmrFromHistogram', () => {
     expect(rel(compare(relu, {}))).toBeLessThan(0.01);
     expect(rel(compare(relu, { withOffset: true }))).toBeLessThan(0.01);
     expect(rel(compare(relu, { maxPercentile: 0.999, minPercentile: 0.999 }))).toBeLessThan(0.01);
+    // the production bin count resolves the percentile search far below the 1 % step
+    expect(rel(compare(relu, { maxPercentile: 0.999, minPercentile: 0.999 }))).toBeLessThan(1e-3);
   });
 
   it('degenerate constant histogram', () => {
@@ -248,5 +252,47 @@ describe('ifmrFromHistogram', () => {
     const r = ifmrFromHistogram(h, {});
     const e = ifmr(new Float32Array([2, 2, 2]), {});
     expect(r.scale).toBe(e.scale);
+  });
+});
+
+describe('histogramQuantLoss', () => {
+  /** Midpoint-rule integral of ρ(x)(Q(clip(x)) - x)² over the histogram's piecewise density. */
+  function quadrature(
+    counts: number[],
+    min: number,
+    max: number,
+    lo: number,
+    hi: number,
+    s: number,
+  ) {
+    const nb = counts.length;
+    const w = (max - min) / nb;
+    const steps = 20000; // per bin
+    let sum = 0;
+    for (let b = 0; b < nb; b++) {
+      const d = counts[b]! / w;
+      const h = w / steps;
+      for (let i = 0; i < steps; i++) {
+        const x = min + b * w + (i + 0.5) * h;
+        const c = x < lo ? lo : x > hi ? hi : x;
+        const e = cRound(c / s) * s - x;
+        sum += d * e * e * h;
+      }
+    }
+    return sum;
+  }
+  const counts = [0, 5, 40, 120, 300, 90, 30, 2, 0, 1, 0, 1];
+  const h = Histogram.fromCounts(counts, -1.5, 4.5);
+  const loss = histogramQuantLoss(h);
+  it.each([
+    ['clip inside the range, both tails', -1, 3, 4 / 255, 1e-6],
+    ['clip wider than the data', -2, 5, 7 / 255, 1e-6],
+    ['asymmetric, lower clip at 0', 0, 2.2, 2.2 / 255, 1e-6],
+    ['coarse 4-bit step', -1.5, 4, 5.5 / 15, 1e-6],
+    // the quadrature step is a quarter of this quantization step: it is the coarse side here
+    ['more cells than bins (binwise path)', -1.5, 4.5, 6 / 65535, 5e-5],
+  ])('%s equals a fine quadrature', (_name, lo, hi, s, tol) => {
+    const ref = quadrature(counts, -1.5, 4.5, lo, hi, s);
+    expect(Math.abs(loss(lo, hi, s) - ref) / ref).toBeLessThan(tol);
   });
 });

@@ -1,8 +1,15 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import ndarray from 'ndarray';
 import * as ort from 'onnxruntime-node';
 import { AmctError, FeedError } from '../../src/errors';
 import { setCpuMode, setGpuMode } from '../../src/runtime/device';
 import { Net } from '../../src/runtime/net';
+import { createQuantConfig, quantizeModel } from '../../src/api/onnx';
+import { actCalibrationSpec } from '../../src/calibration/act-calibration';
+import { ifmr } from '../../src/quant/ifmr';
+import { RecordFile } from '../../src/record/record-file';
 import { fixture, loadMnist, mnistBatch } from '../helpers/fixtures';
 
 const MNIST8 = fixture('onnx/mnist/mnist-8.onnx');
@@ -78,5 +85,31 @@ describe('Net', () => {
       expect(() => setGpuMode()).toThrow(AmctError);
       expect(() => setGpuMode()).toThrow(/no CUDA execution provider/);
     }
+  });
+});
+
+describe('Net calibration taps', () => {
+  it('a calibration layer on a network input calibrates from the feeds (exact IFMR over them)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amct-net-tap-'));
+    const config = path.join(dir, 'config.json');
+    const record = path.join(dir, 'record.txt');
+    const modified = path.join(dir, 'mod.onnx');
+    createQuantConfig(config, MNIST8, [], 2);
+    await quantizeModel(config, MNIST8, modified, record, { calibrationMode: 'exact' });
+    const net = await Net.create(modified);
+    const m = loadMnist();
+    const batches = [mnistBatch(m, 0, 1, 1), mnistBatch(m, 1, 2, 1)];
+    for (const b of batches) await net.forward({ Input3: ndarray(b, [1, 1, 28, 28]) });
+    // the first conv quantizes Input3 itself: its factors are exact IFMR over the two feeds
+    const firstConv = net.model.graph.nodes.find((n) => n.opType === 'ActCalibration')!;
+    expect(firstConv.input(0)!.name).toBe('Input3');
+    const layer = actCalibrationSpec(firstConv).layerNames[0]!;
+    const all = new Float32Array(2 * 784);
+    all.set(batches[0]!, 0);
+    all.set(batches[1]!, 784);
+    const expected = ifmr(all, { numBits: 8, withOffset: true });
+    const got = RecordFile.read(record).get(layer)!;
+    expect(got.scaleD).toBe(expected.scale);
+    expect(got.offsetD).toBe(expected.offset);
   });
 });

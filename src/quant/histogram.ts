@@ -13,6 +13,7 @@
  */
 import { FLT_EPSILON, HFMG_DEFAULT_NUM_BINS } from './constants';
 import { MSG, QuantError } from './errors';
+import { HistogramKernel } from './kernels/histogram-kernel';
 
 // Cached: a global `Math` lookup per element is slow inside vm contexts (jest); a module const is not.
 const { floor, trunc } = Math;
@@ -28,8 +29,13 @@ export class Histogram {
   private lo = 0;
   private hi = 0;
   private total = 0;
-  /** Per-batch integer counts of the single-pass path, reused across batches. */
-  private scratch: Int32Array | null = null;
+  /**
+   * Holds the counts over the current [lo, hi] not yet folded into `bins`: interleaved int32
+   * lanes kept across batches, so a batch costs O(its values), not O(numBins); folded in when
+   * the range grows or the counts are read.
+   */
+  private kernel: HistogramKernel | null = null;
+  private pendingTotal = 0;
   private readonly messages: { nan: string; inf: string };
 
   constructor(numBins: number = HFMG_DEFAULT_NUM_BINS, options: HistogramOptions = {}) {
@@ -62,6 +68,7 @@ export class Histogram {
 
   /** Bin counts (integer-valued; float64 so totals beyond 2^31 stay exact). Do not mutate. */
   get counts(): Float64Array {
+    this.flush();
     return this.bins;
   }
   /** Smallest value seen (exact). */
@@ -87,48 +94,54 @@ export class Histogram {
   add(data: Float32Array): void {
     const n = data.length;
     if (n === 0) return;
-    // Steady state: the batch lies within the range seen so far, so the merge would add bin by
-    // bin. One pass counts it; on the first value outside (or NaN) the counts are dropped and
-    // the general path below runs.
-    if (this.total > 0 && n < 2 ** 31) {
-      this.scratch ??= new Int32Array(this.numBins);
-      if (countWithinRange(data, this.scratch, this.lo, this.hi) === n) {
-        for (let i = 0; i < this.numBins; i++) this.bins[i]! += this.scratch[i]!;
-        this.total += n;
-        return;
-      }
-    }
-    let dmin = Infinity;
-    let dmax = -Infinity;
-    let nan = false;
-    for (let i = 0; i < n; i++) {
-      const v = data[i]!;
-      if (v < dmin) dmin = v;
-      if (v > dmax) dmax = v;
-      if (v !== v) nan = true;
-    }
+    // One pass for the batch's range (and NaN / Inf), one to count it. Counting optimistically
+    // in the old range and starting over at the first value outside cost up to four passes on
+    // heavy-tailed activations, whose range keeps growing batch after batch.
+    this.kernel ??= new HistogramKernel(this.numBins);
+    const kernel = this.kernel;
+    kernel.load(data);
+    const scanned = kernel.scan();
+    const { nan } = scanned;
+    const { min: dmin, max: dmax } = nan ? extremesPastNaN(data) : scanned;
     if (dmin === -Infinity || dmax === Infinity) throw new QuantError(this.messages.inf);
     if (nan) throw new QuantError(this.messages.nan);
-
+    if (this.pendingTotal + n >= PENDING_LIMIT) this.flush();
     if (this.total === 0) {
       this.bins.fill(0);
-      histc(data, this.bins, dmin, dmax);
       this.lo = dmin;
       this.hi = dmax;
-      this.total = n;
-      return;
+    } else if (dmin < this.lo || dmax > this.hi) {
+      // The range grows: the old bins move into the grown range (AMCT's merge) and the batch is
+      // counted over the grown range.
+      this.flush();
+      const mmin = Math.min(this.lo, dmin);
+      const mmax = Math.max(this.hi, dmax);
+      const merged = new Float64Array(this.numBins);
+      mergeInto(this.bins, this.lo, this.hi, merged, mmin, mmax);
+      this.bins = merged;
+      this.lo = mmin;
+      this.hi = mmax;
     }
-    const mmin = Math.min(this.lo, dmin);
-    const mmax = Math.max(this.hi, dmax);
-    const merged = new Float64Array(this.numBins);
-    histc(data, merged, mmin, mmax);
-    mergeInto(this.bins, this.lo, this.hi, merged, mmin, mmax);
-    this.bins = merged;
-    this.lo = mmin;
-    this.hi = mmax;
+    const { a, k } = binParams(this.numBins, this.lo, this.hi);
+    kernel.count(a, k);
+    this.pendingTotal += n;
     this.total += n;
   }
+
+  /** Folds the pending lanes into `bins`. */
+  private flush(): void {
+    if (!this.kernel || this.pendingTotal === 0) return;
+    const p = this.kernel.lanes;
+    const nb = this.numBins;
+    const bins = this.bins;
+    for (let b = 0; b < nb; b++) bins[b]! += p[b]! + p[b + nb]! + p[b + 2 * nb]! + p[b + 3 * nb]!;
+    p.fill(0);
+    this.pendingTotal = 0;
+  }
 }
+
+/** Pending values before a fold, so that no int32 lane can overflow. */
+const PENDING_LIMIT = 2 ** 31 - 1;
 
 /** Bin index of histc over [lo, hi] (widened like histc when lo === hi). */
 function binParams(nb: number, lo: number, hi: number): { a: number; k: number } {
@@ -137,56 +150,16 @@ function binParams(nb: number, lo: number, hi: number): { a: number; k: number }
   return { a, k: nb / (b - a) };
 }
 
-/**
- * Counts data into `scratch` (zeroed here) while lo <= data[i] <= hi; returns the first i that
- * is not (or n). Integer counts in a scratch array, and exact zeros (half of every ReLU output)
- * counted in a register: consecutive increments of one bin otherwise wait on each other's store.
- */
-function countWithinRange(data: Float32Array, scratch: Int32Array, lo: number, hi: number): number {
-  const nb = scratch.length;
-  scratch.fill(0);
-  const { a, k } = binParams(nb, lo, hi);
-  const n = data.length;
-  let zeros = 0;
-  for (let i = 0; i < n; i++) {
-    const v = data[i]!;
-    if (v === 0 && lo <= 0 && hi >= 0) {
-      zeros++;
-      continue;
-    }
-    if (!(v >= lo && v <= hi)) return i;
-    let idx = floor((v - a) * k);
-    if (idx >= nb) idx = nb - 1;
-    scratch[idx]!++;
-  }
-  if (zeros > 0) {
-    let z = floor((0 - a) * k);
-    if (z >= nb) z = nb - 1;
-    scratch[z]! += zeros;
-  }
-  return n;
-}
-
-/**
- * torch.histc over [lo, hi] (adds into `bins`): bin = floor((x - lo) * nbins / (hi - lo)),
- * x == hi goes to the last bin; a zero-width range is widened to [lo - 1, hi + 1] as histc does.
- */
-export function histc(data: Float32Array, bins: Float64Array, lo: number, hi: number): void {
-  const nb = bins.length;
-  let a = lo;
-  let b = hi;
-  if (a === b) {
-    a -= 1;
-    b += 1;
-  }
-  const k = nb / (b - a);
+/** The extremes of a batch holding a NaN, so that an infinity is still reported first (C++ kernel). */
+function extremesPastNaN(data: Float32Array): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
-    if (v < a || v > b) continue;
-    let idx = floor((v - a) * k);
-    if (idx >= nb) idx = nb - 1;
-    bins[idx]! += 1;
+    if (v < min) min = v;
+    if (v > max) max = v;
   }
+  return { min, max };
 }
 
 /**

@@ -83,7 +83,8 @@ export class Net {
     const results = await session.run(inputs, fetch);
     try {
       for (const tap of taps) {
-        const t = results[tap.value]!;
+        // a tap on a network input reads the feed: ORT need not copy it back out
+        const t = results[tap.value] ?? inputs[tap.value]!;
         tap.callback(t.data as Float32Array, t.dims);
       }
     } finally {
@@ -151,7 +152,11 @@ export class Net {
     const { model, taps } = lowerForRuntime(this.model);
     const g = model.graph;
     const values = g.valueMap();
-    const extra = new Set<string>([...blobs, ...taps.map((t) => t.value)]);
+    const inputNames = new Set(g.inputs.map((v) => v.name));
+    const extra = new Set<string>([
+      ...blobs,
+      ...taps.map((t) => t.value).filter((name) => !inputNames.has(name)),
+    ]);
     for (const name of extra) {
       const v = values.get(name);
       if (!v)

@@ -1,0 +1,70 @@
+/**
+ * The histogram's per-value work (range scan, bin counting) in WebAssembly SIMD (histogram.wat),
+ * the one loop of calibration that runs over every activation value. One small instance per
+ * histogram: its memory holds the four int32 count lanes, then the current batch.
+ */
+import { WASM_BASE64 } from './histogram-wasm';
+
+/** The part of the WebAssembly JS API used here (@types/node 20 does not declare it). */
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: unknown };
+};
+
+interface KernelExports {
+  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  min: { value: number };
+  max: { value: number };
+  scan(p: number, n: number): number;
+  count(p: number, n: number, lanes: number, nb: number, a: number, k: number): void;
+}
+
+let compiled: object | null = null;
+
+/** Count lanes of the kernel: value i goes to lane i mod 4. */
+export const KERNEL_LANES = 4;
+
+const PAGE = 65536;
+
+export class HistogramKernel {
+  private readonly exports: KernelExports;
+  /** Byte offset of the batch: after the lanes, 16-byte aligned. */
+  private readonly dataOffset: number;
+  private length = 0;
+
+  constructor(readonly numBins: number) {
+    compiled ??= new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
+    this.exports = new WebAssembly.Instance(compiled).exports as unknown as KernelExports;
+    this.dataOffset = Math.ceil((KERNEL_LANES * numBins * 4) / 16) * 16;
+    this.reserve(0);
+  }
+
+  /** The lanes (KERNEL_LANES x numBins int32). A view: take it again after `load`. */
+  get lanes(): Int32Array {
+    return new Int32Array(this.exports.memory.buffer, 0, KERNEL_LANES * this.numBins);
+  }
+
+  /** Copies a batch in; `scan` and `count` work on it. */
+  load(data: Float32Array): void {
+    this.reserve(data.length);
+    new Float32Array(this.exports.memory.buffer, this.dataOffset, data.length).set(data);
+    this.length = data.length;
+  }
+
+  /** Min and max of the loaded batch (meaningless when `nan`). Needs a non-empty batch. */
+  scan(): { min: number; max: number; nan: boolean } {
+    const nan = this.exports.scan(this.dataOffset, this.length) !== 0;
+    return { min: this.exports.min.value, max: this.exports.max.value, nan };
+  }
+
+  /** Adds the loaded batch to the lanes: bin = min(trunc((v - a) * k), numBins - 1). */
+  count(a: number, k: number): void {
+    this.exports.count(this.dataOffset, this.length, 0, this.numBins, a, k);
+  }
+
+  private reserve(values: number): void {
+    const need = this.dataOffset + values * 4;
+    const mem = this.exports.memory;
+    if (need > mem.buffer.byteLength) mem.grow(Math.ceil((need - mem.buffer.byteLength) / PAGE));
+  }
+}
