@@ -1,6 +1,7 @@
 /**
- * Runs examples/tensor_decomposition.ts: SqueezeNet (ONNX) with AMCT's method, UltraFace (Caffe)
- * with Tucker-2 written as Caffe Convolution layers, and the decomposed UltraFace through PTQ.
+ * Runs examples/tensor_decomposition.ts: SqueezeNet (ONNX) with AMCT's method and data-aware,
+ * UltraFace (Caffe) with Tucker-2 written as Caffe Convolution layers, and the decomposed
+ * UltraFace through PTQ.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -21,6 +22,16 @@ describe('examples/tensor_decomposition.ts', () => {
       Conv_58: ['Conv_58.0', 'Conv_58.1'],
     });
     expect(r.squeezenetCosine).toHaveLength(2);
+    // data-aware, energy rule: every decomposed layer saves MACs (rank below 153.6 of 192), and
+    // both images stay far closer to the original than with AMCT's plain factors
+    for (const rank of Object.values(r.squeezenetDataAwareRanks)) expect(rank).toBeLessThan(154);
+    expect(Object.keys(r.squeezenetDataAwareRanks)).toEqual(
+      Object.keys(r.squeezenetDataAwareChanges),
+    );
+    r.squeezenetDataAwareCosine.forEach((c, k) => {
+      expect(c).toBeGreaterThan(0.99);
+      expect(c).toBeGreaterThan(r.squeezenetCosine[k]!);
+    });
     // UltraFace's two 256-channel heads (Caffe layers 435 and 447, ONNX Conv_101 / Conv_104)
     expect(r.ultrafaceCaffeChanges).toEqual({
       '435': ['435.0', '435.1', '435.2'],

@@ -10,6 +10,13 @@
  *
  * ONNX models: the same calls take a .onnx file and null weights, or use
  * amct.onnx.tensorDecompose.autoDecomposition(modelFile, newModelFile, ...).
+ *
+ * Data-aware factors (an amct-ts extension): with `options.calibration` the two-layer factors are
+ * fitted to the layer's output on those batches instead of to the weight, and the call returns a
+ * Promise (the model runs on ONNX Runtime); decomposeNetwork then needs the same batches.
+ *
+ *   const changes = await amct.tensorDecompose.autoDecomposition(model, weights, newModel,
+ *     newWeights, 'info.json', { calibration: { batches: [{ data: x1 }, { data: x2 }] } });
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,8 +27,13 @@ import { saveOnnxModel } from '../frontends/onnx/export';
 import type { Model } from '../ir';
 import { logger } from '../log/logger';
 import {
+  decomposeModelCalibrated,
+  replayDecompositionCalibrated,
+} from '../passes/decompose-calibrated';
+import {
   decomposeModel,
   replayDecomposition,
+  type DecomposeCalibration,
   type DecomposeInfo,
   type DecomposeOptions,
 } from '../passes/tensor-decomposition';
@@ -29,10 +41,20 @@ import { caffeType, fromPlain, printText } from '../proto';
 import { writeFileAtomic } from '../util/fs';
 
 export type {
+  DataAwareRecord,
+  DecomposeCalibration,
   DecomposeInfo,
   DecomposeMethod,
   DecomposeOptions,
 } from '../passes/tensor-decomposition';
+
+/** Options with calibration batches: the decomposition is data-aware and the call async. */
+export type CalibratedDecomposeOptions = DecomposeOptions & { calibration: DecomposeCalibration };
+
+/** decomposeNetwork's trailing options: the calibration batches data-aware records need. */
+export interface ReplayOptions {
+  calibration?: DecomposeCalibration;
+}
 
 /** Layer name -> names of the layers that replaced it. */
 export type DecomposeChanges = Record<string, string[]>;
@@ -130,8 +152,33 @@ function load(modelFile: string, weightsFile: string | null, allowMissingWeights
  * amct_caffe.tensor_decompose.auto_decomposition(model_file, weights_file, new_model_file,
  * new_weights_file), plus AMCT PyTorch's optional decompose_info_path: decomposes every eligible
  * convolution, writes the new model (always, even when nothing changed), and the decomposition
- * information JSON when a path is given and some layer changed. Returns the changes.
+ * information JSON when a path is given and some layer changed. Returns the changes; a Promise of
+ * them when `options.calibration` is given (data-aware factors).
  */
+export function autoDecomposition(
+  modelFile: string,
+  weightsFile: string | null,
+  newModelFile: string,
+  newWeightsFile: string | null,
+  decomposeInfoPath: string | null,
+  options: CalibratedDecomposeOptions,
+): Promise<DecomposeChanges>;
+export function autoDecomposition(
+  modelFile: string,
+  weightsFile: string | null,
+  newModelFile: string,
+  newWeightsFile: string | null,
+  decomposeInfoPath?: string | null,
+  options?: DecomposeOptions & { calibration?: undefined },
+): DecomposeChanges;
+export function autoDecomposition(
+  modelFile: string,
+  weightsFile: string | null,
+  newModelFile: string,
+  newWeightsFile: string | null,
+  decomposeInfoPath?: string | null,
+  options?: DecomposeOptions,
+): DecomposeChanges | Promise<DecomposeChanges>;
 export function autoDecomposition(
   modelFile: string,
   weightsFile: string | null,
@@ -139,20 +186,36 @@ export function autoDecomposition(
   newWeightsFile: string | null,
   decomposeInfoPath: string | null = null,
   options: DecomposeOptions = {},
-): DecomposeChanges {
-  logger.info('auto_decomposition start.');
-  checkString(modelFile, 'model_file');
-  checkString(newModelFile, 'new_model_file');
-  if (!isOnnx(modelFile)) {
-    checkString(weightsFile, 'weights_file');
-    checkString(newWeightsFile, 'new_weights_file');
+): DecomposeChanges | Promise<DecomposeChanges> {
+  const start = (): Model => {
+    logger.info('auto_decomposition start.');
+    checkString(modelFile, 'model_file');
+    checkString(newModelFile, 'new_model_file');
+    if (!isOnnx(modelFile)) {
+      checkString(weightsFile, 'weights_file');
+      checkString(newWeightsFile, 'new_weights_file');
+    }
+    if (decomposeInfoPath !== null) checkString(decomposeInfoPath, 'decompose_info_path');
+    return load(modelFile, weightsFile, false);
+  };
+  const finish = (model: Model, info: DecomposeInfo[]): void => {
+    writeModel(model, newModelFile, newWeightsFile, [modelFile, weightsFile]);
+    saveInfo(info, decomposeInfoPath);
+    logger.info('auto_decomposition complete.');
+  };
+  const { calibration } = options;
+  if (calibration) {
+    // every failure, argument checks included, rejects the promise rather than throwing
+    return (async () => {
+      const model = start();
+      const { changes, info } = await decomposeModelCalibrated(model, { ...options, calibration });
+      finish(model, info);
+      return changes;
+    })();
   }
-  if (decomposeInfoPath !== null) checkString(decomposeInfoPath, 'decompose_info_path');
-  const model = load(modelFile, weightsFile, false);
+  const model = start();
   const { changes, info } = decomposeModel(model, options);
-  writeModel(model, newModelFile, newWeightsFile, [modelFile, weightsFile]);
-  saveInfo(info, decomposeInfoPath);
-  logger.info('auto_decomposition complete.');
+  finish(model, info);
   return changes;
 }
 
@@ -186,32 +249,77 @@ export function readDecomposeInfo(decomposeInfoPath: string): DecomposeInfo[] {
  * AMCT's decompose_network for model files: applies the decisions saved by autoDecomposition.
  * With weights, each child gets the factor at the saved rank (the same weights autoDecomposition
  * wrote, without EVBMF); with `weightsFile` null, as AMCT's decompose_network, only the structure
- * changes and only the prototxt is written (`newWeightsFile` must then be null).
+ * changes and only the prototxt is written (`newWeightsFile` must then be null). Data-aware records
+ * re-derive their weights from `options.calibration`, which must be the batches autoDecomposition
+ * got (the call then returns a Promise); without it they fail, naming the layer.
  */
 export function decomposeNetwork(
   modelFile: string,
   weightsFile: string | null,
   decomposeInfoPath: string,
   newModelFile: string,
+  newWeightsFile: string | null,
+  options: ReplayOptions & { calibration: DecomposeCalibration },
+): Promise<DecomposeChanges>;
+export function decomposeNetwork(
+  modelFile: string,
+  weightsFile: string | null,
+  decomposeInfoPath: string,
+  newModelFile: string,
+  newWeightsFile?: string | null,
+  options?: ReplayOptions & { calibration?: undefined },
+): DecomposeChanges;
+export function decomposeNetwork(
+  modelFile: string,
+  weightsFile: string | null,
+  decomposeInfoPath: string,
+  newModelFile: string,
+  newWeightsFile?: string | null,
+  options?: ReplayOptions,
+): DecomposeChanges | Promise<DecomposeChanges>;
+export function decomposeNetwork(
+  modelFile: string,
+  weightsFile: string | null,
+  decomposeInfoPath: string,
+  newModelFile: string,
   newWeightsFile: string | null = null,
-): DecomposeChanges {
-  logger.info('decompose_network start.');
-  checkString(modelFile, 'model_file');
-  checkString(newModelFile, 'new_model_file');
-  const records = readDecomposeInfo(decomposeInfoPath);
+  options: ReplayOptions = {},
+): DecomposeChanges | Promise<DecomposeChanges> {
   const withWeights = isOnnx(modelFile) || weightsFile !== null;
-  if (!withWeights && newWeightsFile) {
-    throw new AmctError(
-      `${newWeightsFile}: no weights_file was given, so there are no weights to write (pass null)`,
-      { file: newWeightsFile },
-    );
+  const start = (): { model: Model; records: DecomposeInfo[] } => {
+    logger.info('decompose_network start.');
+    checkString(modelFile, 'model_file');
+    checkString(newModelFile, 'new_model_file');
+    const records = readDecomposeInfo(decomposeInfoPath);
+    if (!withWeights && newWeightsFile) {
+      throw new AmctError(
+        `${newWeightsFile}: no weights_file was given, so there are no weights to write (pass null)`,
+        { file: newWeightsFile },
+      );
+    }
+    return { model: load(modelFile, weightsFile, !withWeights), records };
+  };
+  const finish = (model: Model): void => {
+    writeModel(model, newModelFile, newWeightsFile, [modelFile, weightsFile, decomposeInfoPath]);
+    logger.info('decompose_network complete.');
+  };
+  const replayOpts = { weights: withWeights, file: decomposeInfoPath };
+  const { calibration } = options;
+  if (calibration) {
+    return (async () => {
+      const { model, records } = start();
+      const { changes } = await replayDecompositionCalibrated(
+        model,
+        records,
+        replayOpts,
+        calibration,
+      );
+      finish(model);
+      return changes;
+    })();
   }
-  const model = load(modelFile, weightsFile, !withWeights);
-  const { changes } = replayDecomposition(model, records, {
-    weights: withWeights,
-    file: decomposeInfoPath,
-  });
-  writeModel(model, newModelFile, newWeightsFile, [modelFile, weightsFile, decomposeInfoPath]);
-  logger.info('decompose_network complete.');
+  const { model, records } = start();
+  const { changes } = replayDecomposition(model, records, replayOpts);
+  finish(model);
   return changes;
 }

@@ -16,7 +16,7 @@
  * (U_out) with the bias. U_out / U_in are the leading left singular vectors of the mode-0 / mode-1
  * unfoldings (HOSVD), refined by a few HOOI sweeps.
  */
-import { estimateRank, evbmf, makeDivisible, type RankEstimate } from './evbmf';
+import { alignedEnergyRank, estimateRank, evbmf, makeDivisible, type RankEstimate } from './evbmf';
 import { multiplyABt } from './dense';
 import { leftSvd } from './svd';
 
@@ -100,14 +100,15 @@ function toF64(w: ArrayLike<number>): Float64Array {
 }
 
 /**
- * The two-layer decomposition of `weight` in `mode`, at `rank` (AMCT's estimate when omitted).
- * Throws a RangeError for a rank outside 1..L.
+ * The two-layer decomposition of `weight` in `mode`, at `rank`: a number, AMCT's estimate when
+ * omitted, or `{ energy }`, the smallest rank keeping that fraction of the weight's Σ s², aligned
+ * up to 16. Throws a RangeError for a rank outside 1..L.
  */
 export function decomposeTwoLayer(
   weight: ArrayLike<number>,
   dims: Dims4,
   mode: Exclude<DecomposeMode, 'UNCHANGE'>,
-  rank?: number,
+  rank?: number | { energy: number },
 ): TwoLayerResult {
   const [cout, cin, kh, kw] = dims;
   if (weight.length !== cout * cin * kh * kw)
@@ -139,7 +140,12 @@ export function decomposeTwoLayer(
     }
   }
   let estimate: RankEstimate | undefined;
-  let k = rank;
+  const energy = typeof rank === 'object' ? rank.energy : undefined;
+  if (energy !== undefined && !(energy > 0 && energy <= 1))
+    throw new RangeError(
+      `energy threshold ${energy} is outside (0, 1] for a [${dims.join(', ')}] weight in mode ${mode}`,
+    );
+  let k = typeof rank === 'number' ? rank : undefined;
   if (k !== undefined && (!Number.isInteger(k) || k < 1 || k > rows)) {
     throw new RangeError(
       `rank ${k} is outside 1..${rows} for a [${dims.join(', ')}] weight in mode ${mode}`,
@@ -152,8 +158,13 @@ export function decomposeTwoLayer(
   for (let r = Math.floor(rows / (divisor + 1)); r <= Math.floor(rows / divisor); r++)
     most = Math.max(most, makeDivisible(r, 16, 16));
   const guess = k ?? Math.min(rows, most);
-  let svd = leftSvd(A, rows, cols, guess);
-  if (k === undefined) {
+  let svd =
+    energy !== undefined
+      ? leftSvd(A, rows, cols, (s) => alignedEnergyRank(s, energy, rows))
+      : leftSvd(A, rows, cols, guess);
+  if (energy !== undefined) {
+    k = svd.k;
+  } else if (k === undefined) {
     estimate = estimateRank(svd.s, { inChannel: cin, outChannel: cout, kernelH: kh, kernelW: kw });
     k = Math.max(1, estimate.rank);
     // EVBMF failed and AMCT keeps the full rank: more vectors are needed

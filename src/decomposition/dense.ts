@@ -10,10 +10,18 @@ const TILE_T = 256;
  * Lower triangle of A·Aᵀ for row-major A [rows, cols], as a full row-major [rows, rows] array.
  * Tiled so a block of rows of A stays in cache while it meets every other block (a plain
  * row-by-row loop streams A from memory rows/2 times), with a 2×2 register kernel inside: each
- * loaded element feeds two multiply-adds.
+ * loaded element feeds two multiply-adds. With `into`, the product is added to that array (a
+ * running sum over chunks of columns, as the calibration moments are accumulated) and returned.
  */
-export function gramLower(a: Float64Array, rows: number, cols: number): Float64Array {
-  const g = new Float64Array(rows * rows);
+export function gramLower(
+  a: Float64Array,
+  rows: number,
+  cols: number,
+  into?: Float64Array,
+): Float64Array {
+  if (into && into.length !== rows * rows)
+    throw new RangeError(`accumulator of ${into.length} values is not ${rows}×${rows}`);
+  const g = into ?? new Float64Array(rows * rows);
   for (let t0 = 0; t0 < cols; t0 += TILE_T) {
     const t1 = Math.min(cols, t0 + TILE_T);
     for (let i0 = 0; i0 < rows; i0 += TILE) {

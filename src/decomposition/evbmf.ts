@@ -222,3 +222,31 @@ export function estimateRank(
   rank = makeDivisible(rank, 16, 16);
   return { rank: Math.min(rank, length), evbmfRank: raw, L, M, divisor };
 }
+
+/**
+ * Smallest r whose leading singular values keep at least `threshold` of Σ s² (of the weight for
+ * the plain method, of the layer's output on calibration data for the data-aware one). 1 for an
+ * all-zero spectrum.
+ */
+export function energyRank(s: ArrayLike<number>, threshold: number): number {
+  if (!(threshold > 0 && threshold <= 1))
+    throw new RangeError(`energy threshold ${threshold} is outside (0, 1]`);
+  let total = 0;
+  for (let i = 0; i < s.length; i++) total += s[i]! * s[i]!;
+  if (total === 0) return 1;
+  let kept = 0;
+  for (let i = 0; i < s.length; i++) {
+    kept += s[i]! * s[i]!;
+    // relative slack: threshold 1 stops at the last non-zero value, not past rounding noise
+    if (kept >= threshold * total * (1 - 1e-12)) return i + 1;
+  }
+  return s.length;
+}
+
+/**
+ * The energy rule's rank aligned up to AMCT's multiple of 16 (never down, which would fall below
+ * the threshold), at most `limit`.
+ */
+export function alignedEnergyRank(s: ArrayLike<number>, threshold: number, limit: number): number {
+  return Math.min(limit, Math.ceil(energyRank(s, threshold) / 16) * 16);
+}

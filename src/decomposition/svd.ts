@@ -479,12 +479,17 @@ function backTransform(t: Tridiagonal, vecs: Float64Array, k: number): void {
 export function symmetricEigen(
   lower: Float64Array,
   n: number,
-  k: number,
+  count: number | ((values: Float64Array) => number),
 ): { values: Float64Array; vectors: Float64Array } {
-  if (k > n) throw new RangeError(`asked for ${k} eigenvectors of a ${n}×${n} matrix`);
+  if (typeof count === 'number' && count > n)
+    throw new RangeError(`asked for ${count} eigenvectors of a ${n}×${n} matrix`);
   const t = tridiagonalize(lower, n);
   const asc = tridiagonalEigenvalues(t.d, t.e);
   const values = asc.reverse();
+  // a chooser picks the count from the spectrum, so no second decomposition is needed for it
+  const k = typeof count === 'number' ? count : count(values);
+  if (!Number.isInteger(k) || k < 0 || k > n)
+    throw new RangeError(`asked for ${k} eigenvectors of a ${n}×${n} matrix`);
   const vectors = tridiagonalEigenvectors(t.d, t.e, values.subarray(0, k));
   backTransform(t, vectors, k);
   for (let j = 0; j < k; j++) {
@@ -498,14 +503,28 @@ export function symmetricEigen(
 
 /**
  * Singular values of row-major A [rows, cols] (rows of them, descending; zeros past min(rows,
- * cols)) and its first k left singular vectors as rows [k, rows].
+ * cols)) and its first k left singular vectors as rows [k, rows]. `k` may be a function of the
+ * singular values (a rank rule), called once the spectrum is known.
  */
-export function leftSvd(a: Float64Array, rows: number, cols: number, k: number): LeftSvd {
+export function leftSvd(
+  a: Float64Array,
+  rows: number,
+  cols: number,
+  k: number | ((s: Float64Array) => number),
+): LeftSvd {
   if (a.length !== rows * cols)
     throw new RangeError(`matrix of ${a.length} values is not ${rows}×${cols}`);
   const g = gramLower(a, rows, cols);
-  const { values, vectors } = symmetricEigen(g, rows, k);
-  const s = new Float64Array(rows);
-  for (let i = 0; i < rows; i++) s[i] = Math.sqrt(Math.max(values[i]!, 0));
-  return { s, u: vectors, k };
+  const toS = (values: Float64Array): Float64Array => {
+    const s = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) s[i] = Math.sqrt(Math.max(values[i]!, 0));
+    return s;
+  };
+  let chosen = typeof k === 'number' ? k : 0;
+  const { values, vectors } = symmetricEigen(
+    g,
+    rows,
+    typeof k === 'number' ? k : (v) => (chosen = k(toS(v))),
+  );
+  return { s: toS(values), u: vectors, k: chosen };
 }

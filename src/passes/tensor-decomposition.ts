@@ -6,9 +6,21 @@
  *
  * The decision for each layer is recorded in AMCT's decompose-info form (ori_layer_info, mode,
  * decom_nodes.{first,last}.weight_shape) so `replayDecomposition` can apply it again.
+ *
+ * With calibration statistics (decomposeModelCalibrated in decompose-calibrated.ts collects them)
+ * the two-layer factors minimise the layer's output error on that data instead of the weight
+ * error (src/decomposition/data-aware.ts). The record then also carries `data_aware` (moments
+ * kind, ridge, refit, patch count and checksum): the weights are not stored, a replay re-derives
+ * them from the same batches and checks that it got the same statistics.
  */
 import { AmctError } from '../errors';
 import type { Model, Node, Value } from '../ir';
+import {
+  DEFAULT_RIDGE,
+  decomposeTwoLayerDataAware,
+  type DataAwareRank,
+  type DataAwareResult,
+} from '../decomposition/data-aware';
 import {
   decomposeTucker2,
   decomposeTwoLayer,
@@ -17,8 +29,17 @@ import {
   type ConvFactor,
   type DecomposeMode,
   type Dims4,
+  type TwoLayerResult,
 } from '../decomposition/decompose-conv';
 import { logger } from '../log/logger';
+import type { DecomposeCalibration, LayerStatistics } from './decompose-calibration';
+import {
+  checkRankRule,
+  replayDataAware,
+  staticInput,
+  twoLayerCost,
+  type DataAwareRecord,
+} from './decompose-data-aware';
 import {
   convSite,
   layerInfo,
@@ -33,6 +54,8 @@ import {
 } from './decompose-graph';
 
 export type { OriLayerInfo } from './decompose-graph';
+export type { DecomposeCalibration } from './decompose-calibration';
+export type { DataAwareRecord } from './decompose-data-aware';
 
 export type DecomposeMethod = 'two-layer' | 'tucker2';
 
@@ -50,6 +73,18 @@ export interface DecomposeOptions {
   ranks?: Record<string, number | [number, number]>;
   /** HOOI refinement sweeps after the HOSVD start ('tucker2' only); 2 by default. */
   hooiSweeps?: number;
+  /**
+   * Rank rule of the two-layer method for layers without a fixed rank: 'evbmf' (default, AMCT's),
+   * or `{ energy }`: the smallest rank keeping that fraction of Σ s² (of the layer's output on the
+   * calibration data when there is some, else of the weight), aligned up to 16; a layer whose
+   * children would not cost fewer MACs than it is then left alone.
+   */
+  rank?: 'evbmf' | { energy: number };
+  /**
+   * Calibration batches for data-aware two-layer factors (see decomposeModelCalibrated). The
+   * decomposition then runs the model on ONNX Runtime, so the API calls taking it are async.
+   */
+  calibration?: DecomposeCalibration;
 }
 
 /** AMCT's decomposition information record for one layer (decompose_info JSON entries). */
@@ -60,6 +95,8 @@ export interface DecomposeInfo {
   decom_nodes: Record<'first' | 'last', { weight_shape: number[] }> & {
     middle?: { weight_shape: number[] };
   };
+  /** Present when the factors were fitted to calibration data (an amct-ts extension). */
+  data_aware?: DataAwareRecord;
 }
 
 export interface DecomposeResult {
@@ -95,10 +132,22 @@ function weightData(site: ConvSite): Float32Array {
 
 /**
  * AMCT's auto_decomposition on an IR model (modified in place): decides per conv, decomposes,
- * and returns the changes and the decompose-info records.
+ * and returns the changes and the decompose-info records. `stats` (from collectStatistics) makes
+ * the two-layer factors of the weights it holds data-aware; decomposeModelCalibrated supplies it.
  */
-export function decomposeModel(model: Model, opts: DecomposeOptions = {}): DecomposeResult {
+export function decomposeModel(
+  model: Model,
+  opts: DecomposeOptions = {},
+  stats?: Map<Value, LayerStatistics>,
+): DecomposeResult {
   const method = opts.method ?? 'two-layer';
+  checkRankRule(model, opts);
+  if (opts.calibration && !stats) {
+    throw new AmctError(
+      `${model.source?.file ?? '<model>'}: calibration data needs the async decomposition (decomposeModelCalibrated)`,
+      { file: model.source?.file, key: 'calibration' },
+    );
+  }
   const changes: Record<string, string[]> = {};
   const info: DecomposeInfo[] = [];
   const cache = new Map<
@@ -116,7 +165,9 @@ export function decomposeModel(model: Model, opts: DecomposeOptions = {}): Decom
     let decided = cache.get(site.weight);
     if (decided === undefined) {
       decided =
-        method === 'tucker2' ? decideTucker2(model, site, opts) : decideTwoLayer(model, site, opts);
+        method === 'tucker2'
+          ? decideTucker2(model, site, opts)
+          : decideTwoLayer(model, site, opts, stats?.get(site.weight));
       cache.set(site.weight, decided);
     }
     if (!decided) continue;
@@ -145,16 +196,44 @@ function fixedRank(
   return r;
 }
 
-function decideTwoLayer(model: Model, site: ConvSite, opts: DecomposeOptions) {
+function decideTwoLayer(
+  model: Model,
+  site: ConvSite,
+  opts: DecomposeOptions,
+  stats: LayerStatistics | undefined,
+) {
   const mode = fastFilterConv(site.info);
   if (mode === 'UNCHANGE') {
     logger.debug(`'${site.layer}' is not decomposed: ${filterReason(site.info)}`);
     return null;
   }
-  const rank = fixedRank(model, site, opts, false) as number | undefined;
-  let res;
+  const fixed = fixedRank(model, site, opts, false) as number | undefined;
+  const rule: DataAwareRank = fixed ?? opts.rank ?? 'evbmf';
+  const calibration = opts.calibration;
+  let aware: DataAwareResult | null = null;
+  let res: TwoLayerResult;
   try {
-    res = decomposeTwoLayer(weightData(site), site.dims, mode, rank);
+    if (stats) {
+      aware = decomposeTwoLayerDataAware(
+        weightData(site),
+        site.dims,
+        mode,
+        { kind: stats.kind, matrix: stats.moments.matrix() },
+        {
+          rank: rule,
+          ...(calibration?.ridge !== undefined ? { ridge: calibration.ridge } : {}),
+          refit: calibration?.refit === true && stats.kind === 'window',
+        },
+      );
+      res = aware;
+    } else {
+      res = decomposeTwoLayer(
+        weightData(site),
+        site.dims,
+        mode,
+        rule === 'evbmf' ? undefined : rule,
+      );
+    }
   } catch (e) {
     if (e instanceof RangeError)
       throw new AmctError(
@@ -169,22 +248,54 @@ function decideTwoLayer(model: Model, site: ConvSite, opts: DecomposeOptions) {
       `estimate rank is 0, please check if pretrained weight is correct. (layer '${site.layer}')`,
     );
   }
+  if (typeof rule === 'object') {
+    const cost = twoLayerCost(site, res.rank, res.firstAxis, stats?.inputDims ?? staticInput(site));
+    if (cost.after >= cost.before) {
+      logger.info(
+        `'${site.layer}' is not decomposed: rank ${res.rank} (energy ${rule.energy}) needs ${cost.after} ${cost.unit}, the conv ${cost.before}`,
+      );
+      return null;
+    }
+  }
   logger.debug(
     `'${site.layer}': mode ${mode}, rank ${res.rank}` +
       (res.estimate
         ? ` (EVBMF ${res.estimate.evbmfRank ?? 'failed'}, L=${res.estimate.L}, M=${res.estimate.M}, divisor ${res.estimate.divisor})`
-        : ' (fixed)'),
+        : typeof rule === 'object'
+          ? ` (energy ${rule.energy})`
+          : ' (fixed)') +
+      (aware
+        ? `, data-aware: output energy kept ${aware.retainedEnergy.toFixed(6)}, relative output error ${aware.relativeError.toExponential(3)}`
+        : ''),
   );
+  const rec: Omit<DecomposeInfo, 'ori_layer_info'> = {
+    mode,
+    decom_nodes: {
+      first: { weight_shape: [...res.first.dims] },
+      last: { weight_shape: [...res.last.dims] },
+    },
+  };
+  if (aware && stats) {
+    rec.data_aware = {
+      moments: stats.kind,
+      patches: stats.moments.count,
+      checksum: stats.moments.checksum(),
+      ridge: calibration?.ridge ?? DEFAULT_RIDGE,
+      refit: aware.refitted,
+      rank_rule:
+        fixed !== undefined
+          ? 'fixed'
+          : rule === 'evbmf'
+            ? 'evbmf'
+            : { energy: (rule as { energy: number }).energy },
+      retained_energy: aware.retainedEnergy,
+      relative_error: aware.relativeError,
+    };
+  }
   return {
     weights: [] as Value[],
     specsOf: (s: ConvSite) => twoLayerSpecs(s, res),
-    rec: {
-      mode,
-      decom_nodes: {
-        first: { weight_shape: [...res.first.dims] },
-        last: { weight_shape: [...res.last.dims] },
-      },
-    } as Omit<DecomposeInfo, 'ori_layer_info'>,
+    rec,
   };
 }
 
@@ -246,7 +357,7 @@ function decideTucker2(model: Model, site: ConvSite, opts: DecomposeOptions) {
 export function replayDecomposition(
   model: Model,
   records: DecomposeInfo[],
-  opts: { weights: boolean; file?: string },
+  opts: { weights: boolean; file?: string; stats?: Map<Value, LayerStatistics> },
 ): DecomposeResult {
   const file = opts.file ?? '<decompose info>';
   const byLayer = new Map<string, Node>();
@@ -290,7 +401,10 @@ export function replayDecomposition(
     };
     let entry = done.get(site.weight);
     if (!entry) {
-      entry = { specs: replaySpecs(site, rec, shape, opts.weights, file), weights: [] };
+      entry = {
+        specs: replaySpecs(site, rec, shape, opts.weights, file, opts.stats?.get(site.weight)),
+        weights: [],
+      };
       done.set(site.weight, entry);
     }
     const names = replaceConv(model, site, entry.specs, entry.weights);
@@ -307,6 +421,7 @@ function replaySpecs(
   shape: (k: 'first' | 'middle' | 'last') => number[],
   withWeights: boolean,
   file: string,
+  stats: LayerStatistics | undefined,
 ): ChildSpec[] {
   const name = site.layer;
   const bad = (msg: string): AmctError =>
@@ -356,6 +471,12 @@ function replaySpecs(
     throw bad(
       `${mode} weight shapes ${JSON.stringify([f, l])} do not fit the layer (expected ${JSON.stringify(expect)})`,
     );
+  if (withWeights && rec.data_aware) {
+    return twoLayerSpecs(
+      site,
+      replayDataAware(site, weightData(site), rec.data_aware, mode, rank, stats, bad),
+    );
+  }
   const res = withWeights
     ? decomposeTwoLayer(weightData(site), site.dims, mode, rank)
     : { firstAxis, first: zeros(f), last: zeros(l) };
