@@ -15,6 +15,7 @@ import ndarray from 'ndarray';
 import * as amct from 'amct-ts';
 import { caffeType, fromPlain, parseTextFile, printText, toPlain } from '../src/proto';
 import { FIXTURES, batch, loadMnist, type Mnist } from './common/mnist';
+import { setQuantBits } from './common/quant-bits';
 
 /** struct for Args */
 export class Args {
@@ -30,6 +31,12 @@ export class Args {
   cfgDefine: string | null = null;
   maxIter = 200;
   batchSize = 64;
+  /** base_lr and stepsize of the step policy; null keeps caffe_retrain/lenet_solver.prototxt's */
+  baseLr: number | null = null;
+  stepsize: number | null = null;
+  /** training images [start, end) and the held-out evaluation images (multiples of 100) */
+  train: [number, number] = [0, 8000];
+  eval: [number, number] = [8000, 10000];
   /** PTQ calibration batches (of batchSize training images) */
   ptqBatches = 1;
   preTest = true;
@@ -37,13 +44,12 @@ export class Args {
 }
 
 const SCALE = 0.00390625; // transform_param scale of BVLC lenet_train_test.prototxt
-const TRAIN_IMAGES = 8000; // MNIST test images 0..7999 train
-const EVAL = { start: 8000, end: 10000 }; // ... and 8000..9999 evaluate
 const TEST_BATCH = 100;
 
 /** A fixed shuffle of the training images per epoch (deterministic: seeded LCG). */
-function epochOrder(epoch: number): Uint32Array {
-  const idx = Uint32Array.from({ length: TRAIN_IMAGES }, (_, i) => i);
+function epochOrder(args: Args, epoch: number): Uint32Array {
+  const [t0, t1] = args.train;
+  const idx = Uint32Array.from({ length: t1 - t0 }, (_, i) => t0 + i);
   let s = (epoch + 1) * 2654435761;
   for (let i = idx.length - 1; i > 0; i--) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -53,9 +59,9 @@ function epochOrder(epoch: number): Uint32Array {
   return idx;
 }
 
-function trainFeeds(m: Mnist, n: number, iteration: number): amct.caffe.Feeds {
-  const perEpoch = Math.floor(TRAIN_IMAGES / n);
-  const order = epochOrder(Math.floor(iteration / perEpoch));
+function trainFeeds(args: Args, m: Mnist, n: number, iteration: number): amct.caffe.Feeds {
+  const perEpoch = Math.floor((args.train[1] - args.train[0]) / n);
+  const order = epochOrder(args, Math.floor(iteration / perEpoch));
   const first = (iteration % perEpoch) * n;
   const data = new Float32Array(n * 784);
   const label = new Float32Array(n);
@@ -67,8 +73,8 @@ function trainFeeds(m: Mnist, n: number, iteration: number): amct.caffe.Feeds {
   return { data: ndarray(data, [n, 1, 28, 28]), label: ndarray(label, [n]) };
 }
 
-function testFeeds(m: Mnist, i: number): amct.caffe.Feeds {
-  const s = EVAL.start + i * TEST_BATCH;
+function testFeeds(args: Args, m: Mnist, i: number): amct.caffe.Feeds {
+  const s = args.eval[0] + i * TEST_BATCH;
   return {
     data: batch(m, s, s + TEST_BATCH, SCALE),
     label: ndarray(Float32Array.from(m.labels.subarray(s, s + TEST_BATCH)), [TEST_BATCH]),
@@ -84,6 +90,7 @@ export interface Score {
 
 /** top-1 and cross-entropy of a deploy-style model on the held-out images: output 'prob' or logits 'ip2' */
 async function evaluate(
+  args: Args,
   modelFile: string,
   weightsFile: string | null,
   output: 'prob' | 'ip2',
@@ -92,7 +99,8 @@ async function evaluate(
   const m = loadMnist();
   let correct = 0;
   let nll = 0;
-  for (let s = EVAL.start; s < EVAL.end; s += 500) {
+  const [e0, e1] = args.eval;
+  for (let s = e0; s < e1; s += 500) {
     const y = (await net.forward({ data: batch(m, s, s + 500, SCALE) }))[output]!
       .data as Float32Array;
     for (let k = 0; k < 500; k++) {
@@ -106,7 +114,7 @@ async function evaluate(
       }
     }
   }
-  const n = EVAL.end - EVAL.start;
+  const n = e1 - e0;
   return { top1: (100 * correct) / n, loss: nll / n };
 }
 
@@ -115,16 +123,7 @@ async function ptqBaseline(args: Args, bits: number, dir: string): Promise<Score
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'config.json');
   amct.createQuantConfig(config, args.deployFile, args.weightsFile, [], args.ptqBatches);
-  const json = JSON.parse(fs.readFileSync(config, 'utf8')) as Record<
-    string,
-    Record<string, Record<string, unknown>>
-  >;
-  for (const layer of Object.values(json)) {
-    if (typeof layer !== 'object' || !layer.activation_quant_params) continue;
-    layer.activation_quant_params.num_bits = bits;
-    if (layer.weight_quant_params) layer.weight_quant_params.num_bits = bits;
-  }
-  fs.writeFileSync(config, JSON.stringify(json, null, 4));
+  setQuantBits(config, bits); // data AND weights, as the retrain config quantizes them
   const record = path.join(dir, 'record.txt');
   const graph = await amct.init(config, args.deployFile, args.weightsFile, record);
   const modified = [
@@ -136,10 +135,11 @@ async function ptqBaseline(args: Args, bits: number, dir: string): Promise<Score
   const net = await amct.Net.create(modified[0], modified[1]);
   const m = loadMnist();
   for (let i = 0; i < args.ptqBatches; i++)
-    await net.forward({ data: trainFeeds(m, args.batchSize, i).data! });
+    await net.forward({ data: trainFeeds(args, m, args.batchSize, i).data! });
   const result = path.join(dir, 'results', args.modelName);
   await amct.saveModel(graph, 'Fakequant', result);
   return evaluate(
+    args,
     `${result}_fake_quant_model.prototxt`,
     `${result}_fake_quant_weights.caffemodel`,
     'prob',
@@ -155,7 +155,9 @@ function writeSolver(args: Args, net: string, file: string): void {
   p.maxIter = args.maxIter;
   p.testInterval = args.maxIter;
   p.snapshot = args.maxIter;
-  p.testIter = [(EVAL.end - EVAL.start) / TEST_BATCH];
+  p.testIter = [(args.eval[1] - args.eval[0]) / TEST_BATCH];
+  if (args.baseLr !== null) p.baseLr = args.baseLr;
+  if (args.stepsize !== null) p.stepsize = args.stepsize;
   fs.writeFileSync(file, printText(T, fromPlain(T, p)));
 }
 
@@ -179,10 +181,11 @@ export async function main(args = new Args()): Promise<Result> {
     args.cfgDefine ?? (bits === 4 ? path.join(__dirname, 'caffe_retrain/lenet_int4.cfg') : null);
 
   // (optional) the original model on the evaluation images
-  const fp32 = await evaluate(args.deployFile, args.weightsFile, 'prob');
+  const range = `${args.eval[0]}..${args.eval[1] - 1}`;
+  const fp32 = await evaluate(args, args.deployFile, args.weightsFile, 'prob');
   if (args.preTest)
     console.log(
-      `[INFO] ${args.modelName} FP32 on images 8000..9999: top-1 ${fp32.top1.toFixed(2)} %, loss ${fp32.loss.toFixed(4)}`,
+      `[INFO] ${args.modelName} FP32 on images ${range}: top-1 ${fp32.top1.toFixed(2)} %, loss ${fp32.loss.toFixed(4)}`,
     );
 
   // generate the retrain config
@@ -208,8 +211,8 @@ export async function main(args = new Args()): Promise<Result> {
   const m = loadMnist();
   const solver = await amct.caffe.Solver.create(solverFile, {
     weights: modifiedWeightsFile,
-    train: (i) => trainFeeds(m, args.batchSize, i),
-    test: (i) => testFeeds(m, i),
+    train: (i) => trainFeeds(args, m, args.batchSize, i),
+    test: (i) => testFeeds(args, m, i),
   });
   const trained = await solver.solve();
   await solver.release();
@@ -228,6 +231,7 @@ export async function main(args = new Args()): Promise<Result> {
 
   // test the fake-quant model, and the PTQ baseline with the same bits
   const qat = await evaluate(
+    args,
     `${resultPath}_fake_quant_model.prototxt`,
     `${resultPath}_fake_quant_weights.caffemodel`,
     'ip2',
@@ -236,7 +240,7 @@ export async function main(args = new Args()): Promise<Result> {
   const solverTest = 100 * (trained.tests[trained.tests.length - 1]?.outputs.accuracy ?? NaN);
   const fmt = (s: Score): string => `top-1 ${s.top1.toFixed(2)} % (loss ${s.loss.toFixed(4)})`;
   console.log(
-    `[INFO] ${args.dstType} on images 8000..9999: FP32 ${fmt(fp32)}, PTQ ${fmt(ptq)}, ` +
+    `[INFO] ${args.dstType} on images ${range}: FP32 ${fmt(fp32)}, PTQ ${fmt(ptq)}, ` +
       `QAT after ${args.maxIter} iterations of ${args.batchSize} ${fmt(qat)} (solver TEST top-1 ${solverTest.toFixed(2)} %); ` +
       `training ${trained.imagesPerSecond.toFixed(0)} images/s`,
   );

@@ -3,13 +3,16 @@
  * only) and Deconvolution (weights with output channels on axis 1), on a small random net:
  * create -> Solver (3 iterations, TEST) -> saveQuantRetrainModel. The saved fake-quant Caffe
  * model must compute what amct.Net computes on the retrained model (its RetrainQuant layers
- * lowered as fake-quant), and the record must hold the right kinds of factors.
+ * lowered as fake-quant), the record must hold the right kinds of factors, and the deploy
+ * DeQuant blobs must carry the TEST phase's shift N.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import ndarray from 'ndarray';
 import * as amct from '../../src';
+import { layerName } from '../../src/config/quantizable';
+import { unpackDeqScale } from '../../src/quant/deq-scale';
 import { RecordFile } from '../../src/record/record-file';
 import { snapshotBytes } from '../../src/train/snapshot';
 import { slotKey, type ParamSlot } from '../../src/train/params';
@@ -125,5 +128,15 @@ describe('retrain flow with AVE pooling and Deconvolution', () => {
     const c = (await deploy.forward({ data: x.data })).ip!.data as Float32Array;
     for (let i = 0; i < a.length; i++)
       expect(Math.abs(a[i]! - c[i]!)).toBeLessThanOrEqual(0.02 * scale);
+    // the TEST phase's shift N reaches the deploy DeQuant blobs (deq_scale bits [39:32])
+    const saved = RecordFile.read(rec);
+    for (const l of ['conv', 'deconv', 'ip']) {
+      const dq = deploy.model.graph.nodes.find(
+        (n) => n.opType === 'AscendDequant' && layerName(n) === `${l}.dequant`,
+      );
+      const packed = dq!.input(1)!.constant!.data as BigUint64Array;
+      expect(saved.get(l)!.shiftBit).toHaveLength(packed.length);
+      expect(Array.from(unpackDeqScale(packed).shiftBit)).toEqual(saved.get(l)!.shiftBit);
+    }
   }, 60_000);
 });

@@ -1,39 +1,52 @@
 /**
- * The quantization-aware retraining flow for ONNX models (amct_onnx's create_quant_retrain_config
- * / create_quant_retrain_model / save_quant_retrain_model), on the same engine as the Caffe flow
+ * The quantization-aware retraining flow for ONNX models (amct_caffe's create_quant_retrain_config
+ * / create_quant_retrain_model / save_quant_retrain_model for .onnx files: amct_onnx itself has no
+ * retrain API), on the same engine as the Caffe flow
  * (src/train): before each enabled Conv / ConvTranspose / Gemm / MatMul / AveragePool node a
  * RetrainQuant node quantizes its input (ULQ, IFMR-initialized over the first batch_num batches)
  * and names its weight quantization (ARQ retrain); a loss node on the model's first output makes
- * the train net. `train` runs SGD on ORT; `saveQuantRetrainModel` turns the learned clips and the
- * trained weights into record entries and writes the fake-quant and deploy models through the
- * PTQ save path (saveQuantized).
+ * the train net, and after each weighted layer a SearchN node marks the output the shift N is
+ * searched on. `train` runs SGD on ORT; `evaluate` is the inference pass, whose first batch_num
+ * batches after training search the shift N of every weighted layer and write the record (as
+ * AMCT's retrain flows do when the retrained model runs in inference: the Caffe TEST phase,
+ * TensorFlow's search-N batches, PyTorch's eval forward); `saveQuantRetrainModel` turns the
+ * learned clips and the trained weights into record entries, keeps that shift_bit, and writes the
+ * fake-quant and deploy models through the PTQ save path (saveQuantized).
  */
-import * as path from 'path';
 import ndarray from 'ndarray';
 import type * as ort from 'onnxruntime-node';
 import { ConfigError, FeedError } from '../errors';
-import { attr, cloneModel, Tensor, type Graph, type Model, type Node, type Value } from '../ir';
+import { attr, cloneModel, Tensor, type Model, type Node } from '../ir';
+import { layerName } from '../config/quantizable';
 import { logger } from '../log/logger';
 import { RecordFile } from '../record/record-file';
-import { createRetrainConfigFile, readRetrainConfig, retrainLayers } from '../retrain/config';
+import { createRetrainConfigFile, readRetrainConfig } from '../retrain/config';
 import {
+  bypassSearchN,
   objectLayerNode,
   RETRAIN_QUANT,
-  retrainQuantAttrs,
   retrainQuantSpec,
+  SEARCH_N,
 } from '../retrain/ops';
-import { relaxBatch } from '../runtime/net';
 import { AMCT_DOMAIN } from '../runtime/lower';
 import { toOrtFeed, type Feed } from '../runtime/feeds';
-import { slotKey } from '../train/params';
 import { Program } from '../train/program';
+import { ShiftSearch, writeRetrainRecords } from '../train/search-shift';
 import { Trainer, type Feeds } from '../train/trainer';
 import { runPasses } from '../passes/pass';
 import { upgradeOpsetPass } from '../passes/upgrade-opset';
+import {
+  annotate,
+  appendLoss,
+  insertRetrainQuant,
+  LABEL_INPUT,
+  relaxFixedBatch,
+  type RetrainLoss,
+} from './onnx-retrain-graph';
 import { loadForQuant, saveQuantized } from './ptq';
 import { learnedFactors, toCalibration } from './retrain';
 
-export type RetrainLoss = 'softmax_cross_entropy' | 'mse';
+export type { RetrainLoss } from './onnx-retrain-graph';
 
 export interface RetrainBatch {
   inputs: Record<string, Feed>;
@@ -56,9 +69,6 @@ export interface TrainResult {
   losses: number[];
 }
 
-const LABEL_INPUT = 'amct_retrain_label';
-const LOSS_OUTPUT = 'amct_retrain_loss';
-
 /** amct_onnx.create_quant_retrain_config(config_file, model_file, config_defination=None) */
 export function createQuantRetrainConfig(
   configFile: string,
@@ -68,171 +78,6 @@ export function createQuantRetrainConfig(
   const model = loadForQuant(modelFile, null);
   createRetrainConfigFile(configFile, model.graph, configDefinition ?? null);
   logger.info(`retrain config written to ${configFile}`);
-}
-
-/**
- * A fixed batch of 1 (as in many exported models) becomes a free batch: the input's first dim
- * and the Reshape targets that carry it as a literal 1.
- */
-function relaxFixedBatch(g: Graph): void {
-  if (!g.inputs.every((v) => v.type?.shape?.[0] === 1)) return;
-  for (const n of g.nodes) {
-    if (n.opType !== 'Reshape') continue;
-    const s = n.input(1);
-    const t = s?.constant;
-    if (!s || !t || t.dtype !== 'int64' || s.useCount !== 1) continue;
-    const v = Array.from(t.toFloat32 ? t.toFloat32() : [], Number);
-    if (v[0] !== 1 || v.includes(-1) || n.input(0)?.constant) continue;
-    g.initializers.delete(s.name);
-    const nv = g.addInitializer(
-      g.uniqueName(`${s.name}_nbatch`),
-      Tensor.int64([v.length], [-1, ...v.slice(1)]),
-    );
-    n.replaceInput(1, nv);
-  }
-  relaxBatch(g.inputs, g.outputs);
-  // intermediate shapes were inferred for batch 1: ORT infers them again per program
-  for (const n of g.nodes) for (const o of n.outputs) if (o.type) o.type = { dtype: o.type.dtype };
-}
-
-/** The model with RetrainQuant nodes before each enabled retrain layer. */
-function insertRetrainQuant(model: Model, configFile: string, recordFile: string): string[] {
-  const g = model.graph;
-  const config = readRetrainConfig(configFile, g);
-  const infos = new Map(retrainLayers(g).map((i) => [i.name, i]));
-  const done: string[] = [];
-  for (const [name, c] of config.layers) {
-    const info = infos.get(name);
-    if (!c.enable || !info) {
-      if (!c.enable) logger.info(`${name}: retrain quantization disabled in ${configFile}`);
-      continue;
-    }
-    const target = info.node;
-    const x = target.input(0)!;
-    const fixedMin = c.data.fixedMin ?? x.producer?.opType === 'Relu';
-    const given = c.data.clipMax !== undefined && c.data.clipMin !== undefined;
-    const rqName = g.uniqueName(`${name}.retrain_quant`);
-    const clipMax = g.addInitializer(
-      g.uniqueName(`${rqName}.clip_max`),
-      Tensor.float32([1], [given ? c.data.clipMax! : 0]),
-    );
-    const clipMin = g.addInitializer(
-      g.uniqueName(`${rqName}.clip_min`),
-      Tensor.float32([1], [given ? c.data.clipMin! : 0]),
-    );
-    const y = g.newValue(g.uniqueName(`${rqName}_output`), x.type ? { ...x.type } : undefined);
-    const rq = g.addNode(
-      {
-        name: rqName,
-        opType: RETRAIN_QUANT,
-        domain: AMCT_DOMAIN,
-        inputs: [x, clipMax, clipMin],
-        outputs: [y],
-        attrs: retrainQuantAttrs({
-          objectLayer: name,
-          numBits: c.data.numBits,
-          fixedMin,
-          wtsAlgo: c.weight ? 'arq_retrain' : '',
-          channelWise: c.weight?.channelWise ?? false,
-          wtsNumBits: c.weight?.numBits ?? 8,
-          recordFile: path.resolve(recordFile),
-          batchNum: config.batchNum,
-          initialized: given,
-        }),
-      },
-      { before: target },
-    );
-    void rq;
-    target.replaceInput(0, y);
-    done.push(name);
-    logger.info(
-      `${name}: retrain quantization of its input (ULQ INT${c.data.numBits}${fixedMin ? ', clip_min fixed at 0' : ''})` +
-        (c.weight
-          ? ` and weights (ARQ INT${c.weight.numBits}${c.weight.channelWise ? ', channel-wise' : ''})`
-          : ''),
-    );
-  }
-  if (!model.opsetImports.some((o) => o.domain === AMCT_DOMAIN)) model.setOpset(AMCT_DOMAIN, 1);
-  return done;
-}
-
-/**
- * The Caffe-style meta the engine collects trainable blobs by: every node with float constant
- * inputs is a layer whose blobs are those constants. Returns initializer name -> slot key.
- */
-function annotate(g: Graph): Map<string, string> {
-  const slots = new Map<string, string>();
-  for (const n of g.nodes) {
-    const blobs = n.inputs.filter(
-      (v): v is Value =>
-        v !== null &&
-        v.constant !== null &&
-        v.constant !== undefined &&
-        v.constant.dtype === 'float32',
-    );
-    if (n.opType === RETRAIN_QUANT && n.domain === AMCT_DOMAIN)
-      blobs.splice(0, blobs.length, n.input(1)!, n.input(2)!);
-    n.meta.caffe = { layer: n.name, type: n.opType, blobs: blobs.map((v) => v.name) };
-    blobs.forEach((v, i) => {
-      if (!slots.has(v.name)) slots.set(v.name, slotKey(n.name, i));
-    });
-  }
-  return slots;
-}
-
-/** Appends the loss layer on the first output; the label becomes an input. */
-function appendLoss(model: Model, loss: RetrainLoss): void {
-  const g = model.graph;
-  const logits = g.outputs[0];
-  if (!logits) throw new ConfigError('the model has no output to train on');
-  const label = g.addInput(LABEL_INPUT, {
-    dtype: 'float32',
-    shape: loss === 'mse' ? [...(logits.type?.shape ?? [])] : ['N'],
-  });
-  const meta = (type: string): Record<string, unknown> => ({
-    caffe: { layer: 'amct_retrain_loss', type },
-  });
-  const out = g.newValue(LOSS_OUTPUT, { dtype: 'float32', shape: [] });
-  if (loss === 'softmax_cross_entropy') {
-    const li = g.newValue(g.uniqueName('label_int'), { dtype: 'int64', shape: ['N'] });
-    g.addNode({
-      name: g.uniqueName('loss/cast'),
-      opType: 'Cast',
-      inputs: [label],
-      outputs: [li],
-      attrs: { to: attr.int(7) },
-    }).meta = meta('SoftmaxWithLoss');
-    g.addNode({
-      name: g.uniqueName('loss/sce'),
-      opType: 'SoftmaxCrossEntropyLoss',
-      inputs: [logits, li],
-      outputs: [out],
-      attrs: { reduction: attr.string('mean') },
-    }).meta = meta('SoftmaxWithLoss');
-  } else {
-    const d = g.newValue(g.uniqueName('loss/diff'));
-    const sq = g.newValue(g.uniqueName('loss/sq'));
-    g.addNode({
-      name: g.uniqueName('loss/sub'),
-      opType: 'Sub',
-      inputs: [logits, label],
-      outputs: [d],
-    }).meta = meta('EuclideanLoss');
-    g.addNode({
-      name: g.uniqueName('loss/mul'),
-      opType: 'Mul',
-      inputs: [d, d],
-      outputs: [sq],
-    }).meta = meta('EuclideanLoss');
-    g.addNode({
-      name: g.uniqueName('loss/mean'),
-      opType: 'ReduceMean',
-      inputs: [sq],
-      outputs: [out],
-      attrs: { keepdims: attr.int(0) },
-    }).meta = meta('EuclideanLoss');
-  }
-  g.outputs.splice(0, g.outputs.length, out);
 }
 
 function batchOf(inputs: Record<string, Feed>): number {
@@ -254,6 +99,9 @@ export class OnnxRetrainModel {
   private slotOf = new Map<string, string>();
   private readonly evalPrograms = new Map<string, Promise<Program>>();
   private evalTrainer: Trainer | null = null;
+  /** The shift-N search under way: forward batches seen since training, their statistics. */
+  private search: { trainer: Trainer; batches: number; stats: ShiftSearch } | null = null;
+  private searched: Record<string, number[]> | null = null;
 
   constructor(
     readonly modelFile: string,
@@ -301,8 +149,18 @@ export class OnnxRetrainModel {
   }
 
   /**
+   * shift_bit per weighted layer, searched by the first batch_num `evaluate` batches since the
+   * last `train`; null until that search is complete.
+   */
+  get shiftBits(): Readonly<Record<string, readonly number[]>> | null {
+    return this.searched;
+  }
+
+  /**
    * SGD over the batches for `epochs` passes (an iterable is read once per epoch). Quantizers
    * without clips are IFMR-initialized over the first batch_num batches before the first step.
+   * New weights and clips make the last shift search stale: the next batch_num `evaluate`
+   * batches search again.
    */
   async train(
     batches: Iterable<RetrainBatch> | AsyncIterable<RetrainBatch>,
@@ -315,6 +173,8 @@ export class OnnxRetrainModel {
         { key: 'loss' },
       );
     const trainer = this.ensureTrainer(loss);
+    this.search = null;
+    this.searched = null;
     const sgd = {
       momentum: opts.momentum ?? 0,
       weightDecay: opts.weightDecay ?? 0,
@@ -361,7 +221,12 @@ export class OnnxRetrainModel {
     opts.onStep?.(losses.length - 1, l);
   }
 
-  /** The fake-quantized forward with the current weights and clips: every output by name. */
+  /**
+   * The fake-quantized forward with the current weights and clips: every output by name. It is
+   * the retrained model's inference pass: until batch_num batches have run since training, each
+   * call is one batch of the shift-N search, which then writes every layer's factors and
+   * shift_bit into the record file.
+   */
   async evaluate(inputs: Record<string, Feed>): Promise<Record<string, ort.Tensor>> {
     let trainer = this.trainer;
     if (!trainer) {
@@ -402,10 +267,59 @@ export class OnnxRetrainModel {
       p.catch(() => this.evalPrograms.delete(key));
     }
     const prog = await p;
-    const res = await prog.run(feeds, trainer.slots, trainer.qp);
+    const searching = this.searched === null && prog.searchTaps.length > 0;
+    const res = await prog.run(
+      feeds,
+      trainer.slots,
+      trainer.qp,
+      // the taps are fetched only while the search needs them
+      searching ? undefined : prog.netOutputs.map((o) => o.output),
+    );
+    if (searching) this.searchStep(trainer, prog, res);
     const out: Record<string, ort.Tensor> = {};
     for (const o of prog.netOutputs) out[o.output] = res[o.output] as ort.Tensor;
     return out;
+  }
+
+  /** Axis of the output channels of a layer's output of rank `rank` (MatMul: the last). */
+  private channelAxis(layer: string, rank: number): number {
+    const n = this.model.graph.nodes.find((x) => layerName(x) === layer);
+    return n?.opType === 'MatMul' ? rank - 1 : 1;
+  }
+
+  private searchStep(
+    trainer: Trainer,
+    prog: Program,
+    res: ort.InferenceSession.OnnxValueMapType,
+  ): void {
+    if (this.search?.trainer !== trainer)
+      this.search = { trainer, batches: 0, stats: new ShiftSearch(trainer) };
+    const s = this.search;
+    for (const t of prog.searchTaps) {
+      const r = res[t.output] as ort.Tensor;
+      s.stats.add(
+        {
+          objectLayer: t.objectLayer,
+          data: r.data as Float32Array,
+          dims: [...r.dims],
+          batchNum: t.batchNum,
+          channelAxis: this.channelAxis(t.objectLayer, r.dims.length),
+        },
+        s.batches,
+      );
+    }
+    s.batches++;
+    const need = Math.max(...prog.searchTaps.map((t) => t.batchNum));
+    if (s.batches < need) return;
+    this.searched = s.stats.result();
+    this.search = null;
+    logger.info(
+      `shift N searched over ${need} inference batch(es): ` +
+        Object.entries(this.searched)
+          .map(([l, n]) => `${l} [${n.join(', ')}]`)
+          .join('; '),
+    );
+    writeRetrainRecords(trainer, this.searched);
   }
 
   /** forward = evaluate */
@@ -463,8 +377,9 @@ export function createQuantRetrainModel(
 /**
  * amct_onnx.save_quant_retrain_model(config_file, model, record_file, save_path):
  * `{save_path}_fake_quant_model.onnx`, `{save_path}_deploy_model.onnx`, `{save_path}_quant.json`;
- * the record file receives scale_d / offset_d (learned clips) and scale_w / offset_w (ARQ of the
- * trained weights).
+ * the record file receives scale_d / offset_d (learned clips), scale_w / offset_w (ARQ of the
+ * trained weights) and the shift_bit `evaluate` searched since the last `train` (which the deploy
+ * model's deq_scale carries, bits [39:32]).
  */
 export async function saveQuantRetrainModel(
   configFile: string,
@@ -475,14 +390,22 @@ export async function saveQuantRetrainModel(
   const m = model.trainedModel();
   readRetrainConfig(configFile, m.graph);
   const g = m.graph;
+  for (const n of [...g.nodes])
+    if (n.domain === AMCT_DOMAIN && n.opType === SEARCH_N) bypassSearchN(g, n);
   const record = RecordFile.read(recordFile);
   const rqs = g.nodes.filter((n) => n.domain === AMCT_DOMAIN && n.opType === RETRAIN_QUANT);
   if (rqs.length === 0)
     throw new ConfigError(`${model.modelFile}: the model has no retrain quantizers`);
+  const unsearched: string[] = [];
   for (const rq of rqs) {
     const spec = retrainQuantSpec(rq);
     const target: Node | undefined = objectLayerNode(rq);
     const r = learnedFactors(rq, target, model.modelFile);
+    if (r.scaleW) {
+      const n = model.shiftBits?.[spec.objectLayer];
+      if (n && n.length === r.scaleW.length) r.shiftBit = [...n];
+      else unsearched.push(spec.objectLayer);
+    }
     record.set(spec.objectLayer, r);
     toCalibration(
       g,
@@ -494,6 +417,10 @@ export async function saveQuantRetrainModel(
       spec.wtsNumBits,
     );
   }
+  if (unsearched.length > 0)
+    logger.warn(
+      `${model.modelFile}: no shift_bit for ${unsearched.join(', ')}: the shift N is searched by evaluate() over batch_num batches after train(); the record and the deploy model go without it`,
+    );
   g.removeUnusedInitializers();
   record.write(recordFile);
   return saveQuantized(m, recordFile, 'Both', savePath);

@@ -375,6 +375,7 @@ function plansFor(
         offsetD: r.offsetD!,
         ...(r.scaleW ? { scaleW: r.scaleW } : {}),
         ...(r.cluster ? { cluster: r.cluster } : {}),
+        ...(r.shiftBit ? { shiftBit: r.shiftBit } : {}),
         weightBits: spec.weightBits,
         actBits: spec.numBits ?? 8,
       }),
@@ -426,6 +427,7 @@ function quantInfo(
       offset_d: r.offsetD,
       ...(r.scaleW ? { scale_w: r.scaleW, weight_bits: spec.weightBits } : {}),
       ...(r.cluster ? { wts_algo: 'nuq_quantize', cluster: r.cluster } : {}),
+      ...(r.shiftBit ? { shift_bit: r.shiftBit } : {}),
       nodes: { quant: `${layer}.quant`, dequant: `${layer}.dequant` },
       ...(errors?.layers[layer] ? { output_error: rounded(errors.layers[layer]) } : {}),
     };

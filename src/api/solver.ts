@@ -19,11 +19,8 @@ import { ConfigError } from '../errors';
 import { parseNetPrototxt } from '../frontends/caffe/proto';
 import { logger } from '../log/logger';
 import { caffeType, parseTextFile, toPlain } from '../proto';
-import { SearchNAccumulator } from '../quant/search-n';
-import { ulqFactors } from '../quant/retrain';
-import { RecordFile, type LayerRecord } from '../record/record-file';
-import type { QuantizerState } from '../train/params';
 import { learningRate, type LrSchedule, type SgdOptions } from '../train/sgd';
+import { ShiftSearch, writeRetrainRecords } from '../train/search-shift';
 import { readWeights, snapshotBytes, writeSnapshot } from '../train/snapshot';
 import { Trainer, type Feeds } from '../train/trainer';
 
@@ -346,86 +343,22 @@ export class Solver {
     const testIter = this.p.testIter[0] ?? 0;
     logger.info(`Iteration ${this.iteration}, Testing net (#0)`);
     const sums: Record<string, number> = {};
-    const search = new Map<
-      string,
-      { acc: SearchNAccumulator; deq: Float32Array; q: QuantizerState; batchNum: number }
-    >();
+    const search = new ShiftSearch(this.trainer);
     for (let i = 0; i < testIter; i++) {
       const { outputs, taps } = await this.trainer.testForward(this.data.test(i));
       for (const [k, v] of Object.entries(outputs)) sums[k] = (sums[k] ?? 0) + v;
-      for (const t of taps) {
-        if (i >= t.batchNum) continue;
-        let s = search.get(t.objectLayer);
-        if (!s) {
-          const q = [...this.trainer.quantizers.values()].find(
-            (x) => x.objectLayer === t.objectLayer,
-          );
-          if (!q?.weight) continue;
-          const sd = ulqFactors(
-            q.clipMax.data[0]!,
-            q.clipMin.data[0]!,
-            q.numBits,
-            q.fixedMin,
-          ).scale;
-          const sw = this.trainer.weightScales(q);
-          const deq = Float32Array.from(sw, (w) => Math.fround(Math.fround(sd) * w));
-          s = {
-            acc: new SearchNAccumulator(t.dims[1]!, { broadcast: sw.length === 1 }),
-            deq,
-            q,
-            batchNum: t.batchNum,
-          };
-          search.set(t.objectLayer, s);
-        }
-        s.acc.accumulate(t.data, t.dims, s.deq, 1);
-      }
+      for (const t of taps) search.add(t, i);
     }
     const outputs: Record<string, number> = {};
     Object.entries(sums).forEach(([k, v], j) => {
       outputs[k] = v / testIter;
       logger.info(`    Test net output #${j}: ${k} = ${outputs[k]!.toPrecision(6)}`);
     });
-    const shiftBits: Record<string, number[]> = {};
-    for (const [layer, s] of search) {
-      const n = Array.from(s.acc.result());
-      shiftBits[layer] = s.deq.length === 1 ? [n[0]!] : n;
-    }
-    this.writeRecords(shiftBits);
+    const shiftBits = search.result();
+    writeRetrainRecords(this.trainer, shiftBits);
     const result = { iteration: this.iteration, outputs, shiftBits };
     this.results.push(result);
     return result;
-  }
-
-  /** Quantization factors of the current clips and weights, and the searched shifts, into the record. */
-  private writeRecords(shiftBits: Record<string, number[]>): void {
-    const byFile = new Map<string, QuantizerState[]>();
-    for (const q of this.trainer.quantizers.values()) {
-      if (!q.recordFile) continue;
-      const list = byFile.get(q.recordFile) ?? [];
-      list.push(q);
-      byFile.set(q.recordFile, list);
-    }
-    for (const [file, qs] of byFile) {
-      const rec = RecordFile.read(file);
-      for (const q of qs) {
-        const f = ulqFactors(q.clipMax.data[0]!, q.clipMin.data[0]!, q.numBits, q.fixedMin);
-        const r: LayerRecord = { scaleD: f.scale, offsetD: f.offset };
-        const sw = this.trainer.weightScales(q);
-        if (sw.length > 0) {
-          r.scaleW = Array.from(sw);
-          r.offsetW = new Array<number>(sw.length).fill(0);
-          const n = shiftBits[q.objectLayer];
-          if (n) r.shiftBit = n;
-        }
-        if (q.numBits !== 8) r.actType = `INT${q.numBits}`;
-        if (q.weight && q.weight.bits !== 8) r.wtsType = `INT${q.weight.bits}`;
-        rec.set(q.objectLayer, r);
-      }
-      rec.write(file);
-      logger.info(
-        `quantization factors of ${qs.map((q) => q.objectLayer).join(', ')} written to ${file}`,
-      );
-    }
   }
 
   /** Writes `{snapshot_prefix}_iter_{N}.caffemodel`; returns its path. */

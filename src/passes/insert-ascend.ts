@@ -3,6 +3,8 @@
  * int32 bias in the layer, AscendDequant after it with deq_scale packed into uint64 per channel.
  *   AscendQuant:   q = round(x * scale + offset), scale = 1 / scale_d, offset = offset_d
  *   AscendDequant: y = int32 * deq_scale, deq_scale = scale_d * scale_w
+ * The packed deq_scale also carries the record's shift_bit (bits [39:32], 0 without one), so a
+ * retrained model's searched shift N reaches the deploy model.
  */
 import { attr, Tensor, type Graph, type Value } from '../ir';
 import { packDeqScale } from '../quant';
@@ -66,7 +68,12 @@ export function insertAscend(graph: Graph, plans: readonly LayerQuantPlan[]): vo
       shape: y.type?.shape,
     });
     node.replaceOutput(0, y32);
-    const packed = packDeqScale(plan.scaleD, plan.weight?.scaleW ?? Float32Array.of(1));
+    const packed = packDeqScale(
+      plan.scaleD,
+      plan.weight?.scaleW ?? Float32Array.of(1),
+      undefined,
+      plan.weight?.shiftBit,
+    );
     const deq = graph.addInitializer(
       graph.uniqueName(`${plan.layer}.dequant.param`),
       new Tensor('uint64', [packed.length], packed),

@@ -5,6 +5,9 @@
  *   W_q (int8) -> DequantizeLinear(scale_w, axis)            -> layer weight
  *   b_q (int32) -> DequantizeLinear(s_d * scale_w, axis 0)   -> layer bias
  * uint8 activations with zero point offset_d + 128 hold exactly AMCT's int8 q = round(x/s)+offset.
+ * Below 8 bits (INT4 data) uint8 would not saturate at the narrower range, so a Clip to the float
+ * image of [-2^(b-1), 2^(b-1) - 1] runs first: clamp(round(x/s) + offset) of b bits, as AMCT's
+ * fake quantization and the FakeQuant lowering compute it.
  */
 import { attr, Tensor, type Graph, type Node, type Value } from '../ir';
 import type { LayerQuantPlan } from './layer-quant';
@@ -21,10 +24,34 @@ export function insertQdq(graph: Graph, plans: readonly LayerQuantPlan[]): void 
 
 function quantizeActivation(graph: Graph, plan: LayerQuantPlan, shared: Map<string, Value>): void {
   const x = plan.node.input(0)!;
-  const key = `${x.name}|${plan.scaleD}|${plan.offsetD}`;
+  const key = `${x.name}|${plan.scaleD}|${plan.offsetD}|${plan.actBits}`;
   let dq = shared.get(key);
   if (!dq) {
     const base = `${plan.layer}.quant`;
+    const where = x.producer ? { after: x.producer } : { before: plan.node };
+    let input = x;
+    if (plan.actBits < 8) {
+      // grid points: (q - offset) * s is exactly representable, so round(clip(x) / s) lands on q
+      const sd = Math.fround(plan.scaleD);
+      const lo = graph.addInitializer(
+        graph.uniqueName(`${base}.clip_min`),
+        Tensor.float32([], [Math.fround(sd * (-(2 ** (plan.actBits - 1)) - plan.offsetD))]),
+      );
+      const hi = graph.addInitializer(
+        graph.uniqueName(`${base}.clip_max`),
+        Tensor.float32([], [Math.fround(sd * (2 ** (plan.actBits - 1) - 1 - plan.offsetD))]),
+      );
+      input = graph.newValue(`${base}.clip`, x.type ? { ...x.type } : undefined);
+      graph.addNode(
+        {
+          name: graph.uniqueName(`${base}.Clip`),
+          opType: 'Clip',
+          inputs: [x, lo, hi],
+          outputs: [input],
+        },
+        where,
+      );
+    }
     const s = graph.addInitializer(
       graph.uniqueName(`${base}.scale`),
       Tensor.float32([], [plan.scaleD]),
@@ -35,10 +62,14 @@ function quantizeActivation(graph: Graph, plan: LayerQuantPlan, shared: Map<stri
     );
     const q = graph.newValue(`${base}.q`, { dtype: 'uint8', shape: x.type?.shape });
     dq = graph.newValue(`${base}.dq`, { dtype: 'float32', shape: x.type?.shape });
-    const where = x.producer ? { after: x.producer } : { before: plan.node };
     const qn = graph.addNode(
-      { name: graph.uniqueName(base), opType: 'QuantizeLinear', inputs: [x, s, zp], outputs: [q] },
-      where,
+      {
+        name: graph.uniqueName(base),
+        opType: 'QuantizeLinear',
+        inputs: [input, s, zp],
+        outputs: [q],
+      },
+      input === x ? where : { after: input.producer! },
     );
     graph.addNode(
       {

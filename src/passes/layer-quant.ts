@@ -21,6 +21,8 @@ export interface LayerQuantPlan {
     axis: number;
     /** NUQ levels (record `cluster`): `quantized` holds only these codes. */
     cluster?: number[];
+    /** Record `shift_bit` (QAT's search N), one per scale_w; the deploy deq_scale packs it. */
+    shiftBit?: number[];
   };
   bias?: Int32Array;
 }
@@ -33,6 +35,8 @@ export interface LayerFactors {
   actBits?: number;
   /** NUQ centres from the record; each int8 code is replaced by its nearest centre. */
   cluster?: number[];
+  /** Record `shift_bit`, when a retrain flow searched it. */
+  shiftBit?: number[];
 }
 
 export function planLayer(layer: string, node: Node, f: LayerFactors): LayerQuantPlan {
@@ -62,6 +66,7 @@ export function planLayer(layer: string, node: Node, f: LayerFactors): LayerQuan
     bits,
     axis,
     ...(f.cluster?.length ? { cluster: [...f.cluster] } : {}),
+    ...(f.shiftBit?.length ? { shiftBit: [...f.shiftBit] } : {}),
   };
   const b = node.constantInput(2);
   if (b) plan.bias = quantizeBias(b.toFloat32(), f.scaleD, scaleW, layer);
