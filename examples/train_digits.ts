@@ -22,6 +22,8 @@ import {
   split,
   type Digits,
 } from './common/digits';
+import { gaussian, prng, shuffled } from './common/prng';
+import type { TrainOptions } from './common/train-options';
 
 const C1 = 8; // conv1 output channels
 const H1 = 32; // fc1 width
@@ -36,15 +38,6 @@ export interface Params {
   b3: Float64Array; // [10]
 }
 
-export interface TrainOptions {
-  seed: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-}
-
 export const DEFAULT_TRAIN: TrainOptions = {
   seed: 20261123,
   epochs: 40,
@@ -53,23 +46,6 @@ export const DEFAULT_TRAIN: TrainOptions = {
   momentum: 0.9,
   weightDecay: 1e-4,
 };
-
-/** mulberry32: a small, well-known 32-bit PRNG; enough for reproducible initialization. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(rand: () => number): number {
-  const u = Math.max(rand(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
 
 /** He initialization (ReLU networks), biases zero. */
 function initParams(rand: () => number): Params {
@@ -235,13 +211,11 @@ export function train(
   const p = initParams(rand);
   const velocity = zerosLike(p);
   const { train: trainIdx, test } = split(d);
-  const order = [...trainIdx];
+  let order = [...trainIdx];
   const keys = Object.keys(p) as (keyof Params)[];
   for (let epoch = 0; epoch < opts.epochs; epoch++) {
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
+    // each epoch reshuffles the last order: the sequence the committed model was trained with
+    order = shuffled(order, rand);
     // step decay: a tenth of the rate for the last quarter of the epochs
     const lr = epoch >= (opts.epochs * 3) / 4 ? opts.lr / 10 : opts.lr;
     for (let s = 0; s < order.length; s += opts.batchSize) {
