@@ -3,7 +3,8 @@
  * the committed examples/data/fashion_cnn.onnx and the accuracy recorded in its metadata. On the
  * machine that trained it the run is bit-identical; ORT kernels on another CPU may round
  * differently and SGD carries the difference along, so the weights are compared by cosine per
- * tensor and the held-out top-1 within 0.5 pt of the recorded one.
+ * tensor and the validation and test top-1 within 0.5 pt of the recorded ones (training on the
+ * 16,000 train images, 8 epochs: about a minute on two CPU cores).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -41,9 +42,11 @@ describe('examples/train_fashion.ts', () => {
         expect(a.dims).toEqual(b.dims);
         expect(cosine(a.toFloat32(), b.toFloat32())).toBeGreaterThan(0.99);
       }
-      const recorded = Number(committed.metadata['test_top1_percent']);
-      expect(recorded).toBeGreaterThan(85);
-      expect(Math.abs(r.scoredTop1 - recorded)).toBeLessThanOrEqual(0.5);
+      const recordedVal = Number(committed.metadata['validation_top1_percent']);
+      const recordedTest = Number(committed.metadata['test_top1_percent']);
+      expect(recordedTest).toBeGreaterThan(85);
+      expect(Math.abs(r.validation.top1 - recordedVal)).toBeLessThanOrEqual(0.5);
+      expect(Math.abs(r.test!.top1 - recordedTest)).toBeLessThanOrEqual(0.5);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -7,6 +7,10 @@ import { AmctError, FeedError } from '../../src/errors';
 import { setCpuMode, setGpuMode } from '../../src/runtime/device';
 import { Net } from '../../src/runtime/net';
 import { createQuantConfig, quantizeModel } from '../../src/api/onnx';
+import * as ptq from '../../src/api/ptq';
+import { IFMR_HISTOGRAM_BINS } from '../../src/calibration/observer';
+import { Histogram } from '../../src/quant/histogram';
+import { ifmrFromHistogram } from '../../src/quant/ifmr';
 import { actCalibrationSpec } from '../../src/calibration/act-calibration';
 import { ifmr } from '../../src/quant/ifmr';
 import { RecordFile } from '../../src/record/record-file';
@@ -111,5 +115,67 @@ describe('Net calibration taps', () => {
     const got = RecordFile.read(record).get(layer)!;
     expect(got.scaleD).toBe(expected.scale);
     expect(got.offsetD).toBe(expected.offset);
+  });
+
+  it('batches of changing size all reach the histograms in order; after batch_num the taps are not fetched', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amct-net-taps-'));
+    const [prototxt, weights] = [
+      fixture('caffe/lenet_mnist/lenet.prototxt'),
+      fixture('caffe/lenet_mnist/lenet_iter_10000.caffemodel'),
+    ];
+    const config = path.join(dir, 'config.json');
+    const record = path.join(dir, 'record.txt');
+    const modified = [path.join(dir, 'mod.prototxt'), path.join(dir, 'mod.caffemodel')] as const;
+    // LeNet takes any batch size: 8, 8, 5, 8
+    const m = loadMnist();
+    const sizes = [8, 8, 5, 8];
+    const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+    const batches = sizes.map((n, i) =>
+      ndarray(mnistBatch(m, starts[i]!, starts[i]! + n, 1 / 256), [n, 1, 28, 28]),
+    );
+    ptq.createQuantConfig(config, prototxt, weights, [], sizes.length);
+    const graph = await ptq.init(config, prototxt, weights, record);
+    await ptq.quantizeModel(graph, modified[0], modified[1]);
+
+    // the session class behind ort.InferenceSession.create
+    const session = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession })
+      .prototype;
+    const run = jest.spyOn(session, 'run');
+    try {
+      const net = await Net.create(modified[0], modified[1]);
+      for (const b of batches) await net.forward({ data: b });
+      const calib = net.model.graph.nodes.filter((n) => n.opType === 'ActCalibration');
+      const blobs = calib.map((n) => n.input(0)!.name).filter((b) => b !== 'data');
+      expect(blobs.length).toBeGreaterThanOrEqual(2);
+      // once batch_num forwards are done, the taps are no longer fetched
+      run.mockClear();
+      await net.forward({ data: batches[0]! });
+      expect(run.mock.calls[0]![1]).toEqual(net.outputNames);
+
+      // reference: the blobs from the original model, histogrammed batch by batch, then IFMR
+      const plain = await Net.create(prototxt, weights);
+      const reference = new Map<string, Histogram>();
+      for (const b of batches) {
+        const out = await plain.forward({ data: b }, { blobs });
+        for (const n of calib) {
+          const blob = n.input(0)!.name;
+          const values = blob === 'data' ? b.data : (out[blob]!.data as Float32Array);
+          if (!reference.has(blob)) reference.set(blob, new Histogram(IFMR_HISTOGRAM_BINS));
+          reference.get(blob)!.add(Float32Array.from(values));
+        }
+      }
+      const rec = RecordFile.read(record);
+      for (const n of calib) {
+        const spec = actCalibrationSpec(n);
+        const expected = ifmrFromHistogram(reference.get(n.input(0)!.name)!, spec);
+        for (const layer of spec.layerNames) {
+          expect(rec.get(layer)!.scaleD).toBe(expected.scale);
+          expect(rec.get(layer)!.offsetD).toBe(expected.offset);
+        }
+      }
+    } finally {
+      run.mockRestore();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

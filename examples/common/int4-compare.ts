@@ -203,30 +203,37 @@ export interface Int4Run extends QatSettings {
 
 /**
  * FP32, 4-bit PTQ and INT4 QAT of `run.modelFile`, both quantized models built from `train` only
- * and all three scored on `scored`; prints one summary line naming `name`.
+ * and all three scored on `scored`; prints one summary line naming `name`. The scored indices
+ * index `split.scoredImages` where given (a test set apart from the train images), else `d`.
  */
 export async function compareInt4(
   name: string,
   run: Int4Run,
   d: LabelledImages,
-  split: { train: readonly number[]; scored: readonly number[]; scoredOn: 'test' | 'validation' },
+  split: {
+    train: readonly number[];
+    scored: readonly number[];
+    scoredOn: 'test' | 'validation';
+    scoredImages?: LabelledImages;
+  },
 ): Promise<Int4Comparison> {
   amct.setCpuMode();
   fs.mkdirSync(run.outDir, { recursive: true });
   const { train, scored } = split;
-  const fp32 = await score(run.modelFile, d, scored);
+  const s = split.scoredImages ?? d;
+  const fp32 = await score(run.modelFile, s, scored);
   const ptqModel = await ptqInt4(run.modelFile, d, train, {
     batches: run.ptqBatches,
     batchSize: run.batchSize,
     outDir: run.outDir,
     name,
   });
-  const ptq = await score(ptqModel, d, scored);
+  const ptq = await score(ptqModel, s, scored);
   const qat = await qatInt4(run.modelFile, d, train, run, prng(run.seed), {
     outDir: run.outDir,
     name,
   });
-  const qatScore = await score(qat.model, d, scored);
+  const qatScore = await score(qat.model, s, scored);
   const ptqOnly = ptq.hits.filter((h, i) => h && !qatScore.hits[i]).length;
   const qatOnly = qatScore.hits.filter((h, i) => h && !ptq.hits[i]).length;
   const r: Int4Comparison = {
@@ -248,7 +255,7 @@ export async function compareInt4(
   console.log(
     `[INFO] ${name} CNN INT4/INT4 on ${r.images} ${r.scoredOn} images, top-1 / loss: ` +
       `FP32 ${r.fp32.toFixed(2)} % / ${r.loss.fp32.toFixed(4)}, PTQ ${r.ptq.toFixed(2)} % / ${r.loss.ptq.toFixed(4)}, ` +
-      `QAT (${run.epochs} epochs of ${run.batchSize}, lr ${run.lr}) ${r.qat.toFixed(2)} % / ${r.loss.qat.toFixed(4)}; ` +
+      `QAT (${run.epochs} epochs of ${run.batchSize}, lr ${run.lr}, seed ${run.seed}) ${r.qat.toFixed(2)} % / ${r.loss.qat.toFixed(4)}; ` +
       `only PTQ right ${ptqOnly}, only QAT right ${qatOnly}, McNemar p ${r.p.toPrecision(3)}; ` +
       `training loss ${r.trainLoss.first.toFixed(4)} -> ${r.trainLoss.last.toFixed(4)}`,
   );

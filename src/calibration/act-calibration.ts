@@ -100,18 +100,24 @@ export function lowerActCalibration(node: Node, ctx: LoweringContext): void {
   graph.removeNode(node);
   const observer = new ActObserver(spec);
   let seen = 0;
-  ctx.tap(input, (data) => {
-    if (seen >= spec.batchNum) return;
-    try {
-      observer.add(data);
-    } catch (e) {
-      throw new QuantizationError(`layer ${spec.layerNames.join(', ')}: ${(e as Error).message}`, {
-        layer: spec.layerNames[0],
-      });
-    }
-    seen++;
-    if (seen === spec.batchNum) writeFactors(spec, observer);
-  });
+  ctx.tap(
+    input,
+    (data) => {
+      if (seen >= spec.batchNum) return;
+      try {
+        observer.add(data);
+      } catch (e) {
+        throw new QuantizationError(
+          `layer ${spec.layerNames.join(', ')}: ${(e as Error).message}`,
+          { layer: spec.layerNames[0] },
+        );
+      }
+      seen++;
+      if (seen === spec.batchNum) writeFactors(spec, observer);
+    },
+    // after batch_num forwards the runtime stops fetching the activation
+    { active: () => seen < spec.batchNum },
+  );
 }
 
 function writeFactors(spec: ActCalibrationSpec, observer: ActObserver): void {

@@ -5,7 +5,13 @@ import { LOWERINGS } from './lowerings';
 /** Called with the tapped value's data after each forward. */
 export type TapCallback = (data: Float32Array, dims: readonly number[]) => void;
 
-export interface Tap {
+/** What a tap may tell the runtime beyond its callback. */
+export interface TapHints {
+  /** False once the tap ignores further forwards: the runtime stops fetching its value. */
+  active?(): boolean;
+}
+
+export interface Tap extends TapHints {
   value: string;
   callback: TapCallback;
 }
@@ -13,7 +19,7 @@ export interface Tap {
 export interface LoweringContext {
   model: Model;
   /** Asks the runtime to fetch `value` on every forward and hand it to `callback`. */
-  tap(value: Value, callback: TapCallback): void;
+  tap(value: Value, callback: TapCallback, hints?: TapHints): void;
 }
 
 /**
@@ -32,7 +38,7 @@ export function lowerForRuntime(model: Model): { model: Model; taps: Tap[] } {
   const taps: Tap[] = [];
   const ctx: LoweringContext = {
     model: lowered,
-    tap: (value, callback) => taps.push({ value: value.name, callback }),
+    tap: (value, callback, hints = {}) => taps.push({ ...hints, value: value.name, callback }),
   };
   for (const node of [...lowered.graph.nodes]) {
     if (node.domain !== AMCT_DOMAIN) continue;
