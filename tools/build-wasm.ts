@@ -1,8 +1,8 @@
 /**
  * `npm run build:wasm`: compiles the WebAssembly text kernels (the .wat files under src, listed in KERNELS) with wabt
  * and writes each as a TypeScript module holding the binary in base64, so the library needs no
- * wasm toolchain at run time. __tests__/quant/histogram-kernel.test.ts checks that the committed
- * modules match their sources.
+ * wasm toolchain at run time. __tests__/quant/kernels/histogram-kernel.test.ts checks that the
+ * committed modules match their sources.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -43,7 +43,8 @@ export function kernelModuleText(watFile: string, bytes: Uint8Array): string {
   ].join('\n');
 }
 
-export const KERNELS = [path.join(__dirname, '..', 'src', 'quant', 'kernels', 'histogram.wat')];
+const KERNEL_DIR = path.join(__dirname, '..', 'src', 'quant', 'kernels');
+export const KERNELS = ['histogram.wat', 'ifmr-loss.wat'].map((f) => path.join(KERNEL_DIR, f));
 
 export function generatedFile(watFile: string): string {
   return watFile.replace(/\.wat$/, '-wasm.ts');

@@ -170,10 +170,7 @@ export class Net {
       if (!g.outputs.includes(v)) g.outputs.push(v);
     }
     if (this.batchFree) relaxBatch(g.inputs, g.outputs);
-    const session = await createSession(
-      model,
-      taps.length > 0 ? { spin: false, ...this.opts } : this.opts,
-    );
+    const session = await createSession(model, this.opts);
     return { session, taps, fetch: g.outputs.map((v) => v.name) };
   }
 }

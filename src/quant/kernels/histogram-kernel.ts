@@ -4,12 +4,7 @@
  * histogram: its memory holds the four int32 count lanes, then the current batch.
  */
 import { WASM_BASE64 } from './histogram-wasm';
-
-/** The part of the WebAssembly JS API used here (@types/node 20 does not declare it). */
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: unknown };
-};
+import { instantiateKernel, reserveMemory } from './wasm';
 
 interface KernelExports {
   memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
@@ -19,12 +14,8 @@ interface KernelExports {
   count(p: number, n: number, lanes: number, nb: number, a: number, k: number): void;
 }
 
-let compiled: object | null = null;
-
 /** Count lanes of the kernel: value i goes to lane i mod 4. */
 export const KERNEL_LANES = 4;
-
-const PAGE = 65536;
 
 export class HistogramKernel {
   private readonly exports: KernelExports;
@@ -33,8 +24,7 @@ export class HistogramKernel {
   private length = 0;
 
   constructor(readonly numBins: number) {
-    compiled ??= new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
-    this.exports = new WebAssembly.Instance(compiled).exports as unknown as KernelExports;
+    this.exports = instantiateKernel<KernelExports>(WASM_BASE64);
     this.dataOffset = Math.ceil((KERNEL_LANES * numBins * 4) / 16) * 16;
     this.reserve(0);
   }
@@ -63,8 +53,6 @@ export class HistogramKernel {
   }
 
   private reserve(values: number): void {
-    const need = this.dataOffset + values * 4;
-    const mem = this.exports.memory;
-    if (need > mem.buffer.byteLength) mem.grow(Math.ceil((need - mem.buffer.byteLength) / PAGE));
+    reserveMemory(this.exports.memory, this.dataOffset + values * 4);
   }
 }
