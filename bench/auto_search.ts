@@ -61,6 +61,7 @@ async function lenetTop1(
       if (b === mnist.labels[i + k]) ok++;
     }
   }
+  await net.release();
   return (100 * ok) / (end - start);
 }
 
@@ -70,6 +71,7 @@ async function faceScores(model: string, weights: string | null): Promise<Float3
   const out: Float32Array[] = [];
   for (const x of faces)
     out.push((await net.forward({ input: x }))['scores']!.data as Float32Array);
+  await net.release();
   return out;
 }
 /** Mean SQNR (dB) of the face probabilities against FP32 over the four face images (100 = identical). */

@@ -62,6 +62,7 @@ class FaceEvaluator extends amct.AutoCalibrationEvaluatorBase {
     const out: Float32Array[] = [];
     for (const x of this.images)
       out.push((await net.forward({ input: x }))['scores']!.data as Float32Array);
+    await net.release(); // the search builds a Net per trial: free each at once
     return out;
   }
 

@@ -5,7 +5,7 @@ import ndarray from 'ndarray';
 import * as ort from 'onnxruntime-node';
 import { AmctError, FeedError } from '../../src/errors';
 import { setCpuMode, setGpuMode } from '../../src/runtime/device';
-import { Net } from '../../src/runtime/net';
+import { Net, withNet } from '../../src/runtime/net';
 import { createQuantConfig, quantizeModel } from '../../src/api/onnx';
 import * as ptq from '../../src/api/ptq';
 import { IFMR_HISTOGRAM_BINS } from '../../src/calibration/observer';
@@ -17,6 +17,9 @@ import { RecordFile } from '../../src/record/record-file';
 import { fixture, loadMnist, mnistBatch } from '../helpers/fixtures';
 
 const MNIST8 = fixture('onnx/mnist/mnist-8.onnx');
+/** The class behind onnxruntime's session factory (typed as a factory only). */
+const sessionPrototype = (ort.InferenceSession as unknown as { prototype: ort.InferenceSession })
+  .prototype;
 
 describe('Net', () => {
   it('names the valid inputs when a feed name is wrong', async () => {
@@ -88,6 +91,40 @@ describe('Net', () => {
     } else {
       expect(() => setGpuMode()).toThrow(AmctError);
       expect(() => setGpuMode()).toThrow(/no CUDA execution provider/);
+    }
+  });
+
+  it('release frees every session the net built; forwards after it throw, naming the file', async () => {
+    const spy = jest.spyOn(sessionPrototype, 'release');
+    try {
+      const net = await Net.create(MNIST8);
+      const x = ndarray(new Float32Array(784).fill(0.5), [1, 1, 28, 28]);
+      await net.forward({ Input3: x });
+      // a second session: the one that also returns an intermediate blob
+      await net.forward({ Input3: x }, { blobs: ['Convolution28_Output_0'] });
+      await net.release();
+      expect(spy).toHaveBeenCalledTimes(2);
+      await expect(net.forward({ Input3: x })).rejects.toThrow(AmctError);
+      await expect(net.forward({ Input3: x })).rejects.toThrow(/mnist-8\.onnx: .* was released/);
+      await net.release(); // twice is harmless
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('withNet releases the sessions also when the work throws', async () => {
+    const spy = jest.spyOn(sessionPrototype, 'release');
+    try {
+      const net = await Net.create(MNIST8);
+      await expect(
+        withNet(net.model, {}, async () => {
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      spy.mockRestore();
     }
   });
 });

@@ -54,7 +54,7 @@ export abstract class AutoCalibrationEvaluatorBase {
   abstract calibration(modelFile: string, weightsFile: string | null): void | Promise<void>;
   /** The metric of a model (accuracy, ...). */
   abstract evaluate(modelFile: string, weightsFile: string | null): number | Promise<number>;
-  /** [satisfied, loss]: does `newMetric` meet the requirement against `originalMetric`? */
+  /** `[satisfied, loss]`: does `newMetric` meet the requirement against `originalMetric`? */
   abstract metricEval(originalMetric: number, newMetric: number): [boolean, number];
 }
 

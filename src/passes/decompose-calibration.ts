@@ -132,26 +132,30 @@ export async function collectStatistics(
   const firstDims: (number[] | null)[] = targets.map(() => null);
   const net = await Net.fromModel(model);
   let batches = 0;
-  for await (const feeds of calibration.batches) {
-    const res = await net.forward(feeds, { blobs });
-    targets.forEach((t, i) => {
-      const blob = res[t.site.node.input(0)!.name]!;
-      const dims = [...blob.shape];
-      if (dims.length !== 4) {
-        throw new AmctError(
-          `${where(model, t.site.layer)}: its input has shape [${dims.join(', ')}], not NCHW`,
-          { file, layer: t.site.layer },
-        );
-      }
-      let acc = per[i];
-      if (!acc) {
-        acc = new PatchMoments(dims[1]!, patchWindow(t.site, t.axis, t.kind, dims[2]!, dims[3]!));
-        per[i] = acc;
-        firstDims[i] = dims;
-      }
-      acc.add(blob.data as ArrayLike<number>, dims);
-    });
-    batches++;
+  try {
+    for await (const feeds of calibration.batches) {
+      const res = await net.forward(feeds, { blobs });
+      targets.forEach((t, i) => {
+        const blob = res[t.site.node.input(0)!.name]!;
+        const dims = [...blob.shape];
+        if (dims.length !== 4) {
+          throw new AmctError(
+            `${where(model, t.site.layer)}: its input has shape [${dims.join(', ')}], not NCHW`,
+            { file, layer: t.site.layer },
+          );
+        }
+        let acc = per[i];
+        if (!acc) {
+          acc = new PatchMoments(dims[1]!, patchWindow(t.site, t.axis, t.kind, dims[2]!, dims[3]!));
+          per[i] = acc;
+          firstDims[i] = dims;
+        }
+        acc.add(blob.data as ArrayLike<number>, dims);
+      });
+      batches++;
+    }
+  } finally {
+    await net.release();
   }
   if (batches === 0)
     throw new AmctError(`${file}: calibration.batches gave no batch to collect statistics on`, {

@@ -85,78 +85,82 @@ export async function activationHistograms(
   }
   if (taps.length === 0) return {};
   const net = await Net.fromModel(copy);
-  const blobs = [...new Set(taps.map((t) => t.blob))];
-  const each = typeof batches === 'function' ? batches : () => batches;
-  const mins = new Map(blobs.map((b) => [b, Infinity]));
-  const maxs = new Map(blobs.map((b) => [b, -Infinity]));
-  const run = async (visit: (blob: string, data: Float32Array) => void) => {
-    let n = 0;
-    for (const feeds of each()) {
-      const out = await net.forward(feeds, { blobs });
-      for (const b of blobs) visit(b, out[b]!.data as Float32Array);
-      opts.progress?.tick();
-      n++;
-    }
-    return n;
-  };
-  const passes = await run((b, d) => {
-    let lo = mins.get(b)!;
-    let hi = maxs.get(b)!;
-    for (let i = 0; i < d.length; i++) {
-      const v = d[i]!;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    mins.set(b, lo);
-    maxs.set(b, hi);
-  });
-  if (passes === 0)
-    throw new QuantizationError('activation histograms need at least one calibration batch');
-  const result: Record<string, ActivationHistogram> = {};
-  const byBlob = new Map<string, ActivationHistogram[]>();
-  for (const t of taps) {
-    const clip = clipRange(t.scaleD, t.offsetD, t.numBits);
-    const min = mins.get(t.blob)!;
-    const max = maxs.get(t.blob)!;
-    let lo = Math.min(min, clip[0]);
-    let hi = Math.max(max, clip[1]);
-    if (hi <= lo) hi = lo + 1; // a constant activation still gets a drawable range
-    const pad = (hi - lo) * 1e-6;
-    lo -= pad;
-    hi += pad;
-    const h: ActivationHistogram = {
-      layers: t.layers,
-      blob: t.blob,
-      numBits: t.numBits,
-      scaleD: t.scaleD,
-      offsetD: t.offsetD,
-      clip,
-      min,
-      max,
-      count: 0,
-      clippedFraction: 0,
-      range: [lo, hi],
-      bins: new Array<number>(nbins).fill(0),
+  try {
+    const blobs = [...new Set(taps.map((t) => t.blob))];
+    const each = typeof batches === 'function' ? batches : () => batches;
+    const mins = new Map(blobs.map((b) => [b, Infinity]));
+    const maxs = new Map(blobs.map((b) => [b, -Infinity]));
+    const run = async (visit: (blob: string, data: Float32Array) => void) => {
+      let n = 0;
+      for (const feeds of each()) {
+        const out = await net.forward(feeds, { blobs });
+        for (const b of blobs) visit(b, out[b]!.data as Float32Array);
+        opts.progress?.tick();
+        n++;
+      }
+      return n;
     };
-    for (const l of t.layers) result[l] = h;
-    byBlob.set(t.blob, [...(byBlob.get(t.blob) ?? []), h]);
-  }
-  const clipped = new Map<ActivationHistogram, number>();
-  await run((b, d) => {
-    for (const h of byBlob.get(b) ?? []) {
-      const [lo, hi] = h.range;
-      const width = (hi - lo) / nbins;
-      let out = clipped.get(h) ?? 0;
+    const passes = await run((b, d) => {
+      let lo = mins.get(b)!;
+      let hi = maxs.get(b)!;
       for (let i = 0; i < d.length; i++) {
         const v = d[i]!;
-        const k = Math.min(nbins - 1, Math.max(0, Math.floor((v - lo) / width)));
-        h.bins[k]!++;
-        if (v < h.clip[0] || v > h.clip[1]) out++;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
       }
-      h.count += d.length;
-      clipped.set(h, out);
+      mins.set(b, lo);
+      maxs.set(b, hi);
+    });
+    if (passes === 0)
+      throw new QuantizationError('activation histograms need at least one calibration batch');
+    const result: Record<string, ActivationHistogram> = {};
+    const byBlob = new Map<string, ActivationHistogram[]>();
+    for (const t of taps) {
+      const clip = clipRange(t.scaleD, t.offsetD, t.numBits);
+      const min = mins.get(t.blob)!;
+      const max = maxs.get(t.blob)!;
+      let lo = Math.min(min, clip[0]);
+      let hi = Math.max(max, clip[1]);
+      if (hi <= lo) hi = lo + 1; // a constant activation still gets a drawable range
+      const pad = (hi - lo) * 1e-6;
+      lo -= pad;
+      hi += pad;
+      const h: ActivationHistogram = {
+        layers: t.layers,
+        blob: t.blob,
+        numBits: t.numBits,
+        scaleD: t.scaleD,
+        offsetD: t.offsetD,
+        clip,
+        min,
+        max,
+        count: 0,
+        clippedFraction: 0,
+        range: [lo, hi],
+        bins: new Array<number>(nbins).fill(0),
+      };
+      for (const l of t.layers) result[l] = h;
+      byBlob.set(t.blob, [...(byBlob.get(t.blob) ?? []), h]);
     }
-  });
-  for (const [h, out] of clipped) h.clippedFraction = h.count ? out / h.count : 0;
-  return result;
+    const clipped = new Map<ActivationHistogram, number>();
+    await run((b, d) => {
+      for (const h of byBlob.get(b) ?? []) {
+        const [lo, hi] = h.range;
+        const width = (hi - lo) / nbins;
+        let out = clipped.get(h) ?? 0;
+        for (let i = 0; i < d.length; i++) {
+          const v = d[i]!;
+          const k = Math.min(nbins - 1, Math.max(0, Math.floor((v - lo) / width)));
+          h.bins[k]!++;
+          if (v < h.clip[0] || v > h.clip[1]) out++;
+        }
+        h.count += d.length;
+        clipped.set(h, out);
+      }
+    });
+    for (const [h, out] of clipped) h.clippedFraction = h.count ? out / h.count : 0;
+    return result;
+  } finally {
+    await net.release();
+  }
 }

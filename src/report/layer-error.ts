@@ -6,7 +6,7 @@
 import ndarray from 'ndarray';
 import type { SampleTensor } from '../calibration/sample';
 import type { Model } from '../ir';
-import { Net } from '../runtime/net';
+import { withNet } from '../runtime/net';
 
 export interface LayerError {
   cosine: number;
@@ -46,8 +46,9 @@ export async function measureLayerErrors(
     Object.entries(sample).map(([k, t]) => [k, ndarray(t.data, t.dims)]),
   );
   const names = [...new Set(Object.values(blobs))];
-  const ref = await (await Net.fromModel(floatModel)).forward(feeds, { blobs: names });
-  const fake = await (await Net.fromModel(fakeModel)).forward(feeds, { blobs: names });
+  const run = (m: Model) => withNet(m, {}, (net) => net.forward(feeds, { blobs: names }));
+  const ref = await run(floatModel);
+  const fake = await run(fakeModel);
   const layers: Record<string, LayerError> = {};
   for (const [layer, blob] of Object.entries(blobs)) {
     layers[layer] = compareTensors(

@@ -11,7 +11,7 @@ import type { SampleTensor } from '../calibration/sample';
 import { cloneModel, type Model, type Node } from '../ir';
 import { insertQdq } from '../passes/insert-qdq';
 import { planLayer, type LayerFactors } from '../passes/layer-quant';
-import { Net } from '../runtime/net';
+import { withNet } from '../runtime/net';
 
 export interface TwinRequest {
   layer: string;
@@ -73,7 +73,7 @@ export async function twinLayerOutputs(
   );
   const blobs = [...new Set(names.flatMap((n) => [n.a, n.b]))];
   // graph optimizations off: ORT would otherwise fold the twins' QDQ into its own int8 kernels
-  const out = await (await Net.fromModel(model, { optimize: false })).forward(feeds, { blobs });
+  const out = await withNet(model, { optimize: false }, (net) => net.forward(feeds, { blobs }));
   const result = new Map<string, TwinOutputs>();
   for (const n of names) {
     result.set(n.layer, { a: out[n.a]!.data as Float32Array, b: out[n.b]!.data as Float32Array });
