@@ -44,7 +44,7 @@ export function kernelModuleText(watFile: string, bytes: Uint8Array): string {
 }
 
 const KERNEL_DIR = path.join(__dirname, '..', 'src', 'quant', 'kernels');
-export const KERNELS = ['histogram.wat', 'ifmr-loss.wat'].map((f) => path.join(KERNEL_DIR, f));
+export const KERNELS = ['histogram.wat', 'density-loss.wat'].map((f) => path.join(KERNEL_DIR, f));
 
 export function generatedFile(watFile: string): string {
   return watFile.replace(/\.wat$/, '-wasm.ts');

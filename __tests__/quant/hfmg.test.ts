@@ -96,6 +96,33 @@ describe('hfmg', () => {
     expect(asym.offset).toBe(Math.round(-2 - lo / ((hi - lo) / 3)));
   });
 
+  it('on 2048 bins of merged exponential batches: the range AMCT bin-by-bin formula picks', () => {
+    let seed = 5;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const h = new Histogram(2048);
+    for (let b = 0; b < 3; b++) {
+      const d = Float32Array.from({ length: 40000 }, () =>
+        rnd() < 0.4 ? 0 : Math.fround(-Math.log(rnd() + 1e-9) * (1 + b)),
+      );
+      h.add(d);
+    }
+    const counts = h.counts;
+    const ranges = hfmgSearchRanges(counts);
+    expect(ranges.length / 2).toBeGreaterThan(300); // 484 candidate ranges
+    let best = 0;
+    let bestLoss = Infinity;
+    for (let i = 0; i < ranges.length; i += 2) {
+      const loss = hfmgRangeLoss(counts, h.binWidth, ranges[i]!, ranges[i + 1]!, 256);
+      if (loss < bestLoss) {
+        bestLoss = loss;
+        best = i;
+      }
+    }
+    const r = hfmg(h, { numBits: 8, withOffset: true });
+    expect(r.searchClipMin).toBe(h.min + ranges[best]! * h.binWidth);
+    expect(r.searchClipMax).toBe(h.min + (ranges[best + 1]! + 1) * h.binWidth);
+  });
+
   it('keeps the searched clip inside the data range on merged gaussian batches', () => {
     const h = new Histogram(2048);
     let seed = 7;

@@ -36,7 +36,7 @@ import {
 } from './constants';
 import { MSG, QuantError } from './errors';
 import type { Histogram } from './histogram';
-import { IfmrLossKernel } from './kernels/ifmr-loss-kernel';
+import { DensityLossKernel } from './kernels/density-loss-kernel';
 import { processScale, quantRange, roundHalfAway } from './scale-offset';
 
 // Cached: a global `Math` lookup per element is slow inside vm contexts (jest); a module const is not.
@@ -340,11 +340,13 @@ export function ifmrFromHistogram(hist: Histogram, params: IfmrParams = {}): Ifm
  */
 export function histogramQuantLoss(hist: Histogram): (lo: number, hi: number, s: number) => number {
   if (!(hist.binWidth > 0)) return (lo, hi, s) => pointMassQuantError(hist, lo, hi, s);
-  // per quantization cell from prefix moments (kernels/ifmr-loss.wat): 61 candidates x 8192 bins
+  // per quantization cell from prefix moments (kernels/density-loss.wat): 61 candidates x 8192 bins
   // bin by bin took 7.8 ms per layer; the same integral up to float64 rounding (tested)
-  const kernel = new IfmrLossKernel(hist.counts, hist.min, hist.max, hist.binWidth);
+  const kernel = new DensityLossKernel(hist.counts, hist.min, hist.max, hist.binWidth);
   return (lo, hi, s) =>
-    (hi - lo) / s + 2 <= hist.numBins ? kernel.loss(lo, hi, s) : binwiseQuantError(hist, lo, hi, s);
+    (hi - lo) / s + 2 <= hist.numBins
+      ? kernel.ifmrLoss(lo, hi, s)
+      : binwiseQuantError(hist, lo, hi, s);
 }
 
 /** Degenerate range: every sample equals min; a point mass. */

@@ -1,18 +1,21 @@
-;; The IFMR search's loss over a histogram (src/quant/ifmr.ts, histogramQuantLoss), in
-;; WebAssembly. Source of ifmr-loss-wasm.ts (generated: npm run build:wasm; a test checks they
-;; match).
-;;
-;; Why not TypeScript: a calibration evaluates 61 candidates x ~258 quantization cells once per
-;; layer, so the loop mostly runs before V8 has optimized it: 11 ms for the first layer, 1.5 ms for
-;; the next ones, 0.56 ms when hot (mnist-8's three layers cost 15-20 % of its plain inference
-;; time). Compiled ahead: about 1 ms for the first layer, 0.4 ms for the next.
+;; The calibration searches' losses over a histogram, in WebAssembly: IFMR's (src/quant/ifmr.ts,
+;; histogramQuantLoss) and HFMG's (src/quant/hfmg.ts). Source of density-loss-wasm.ts (generated:
+;; npm run build:wasm; a test checks they match).
 ;;
 ;; The histogram is a piecewise-constant density rho with prefix moments
 ;; P_m[b] = integral_min^{edge b} rho(t) t^m dt (m = 0, 1, 2), so that
-;; integral_u^v rho(t) (t - q)^2 dt costs O(1) for any u, v; a candidate's loss is then a sum over
-;; its quantization cells (2^bits + 2 tails), not over the bins. Every operation is the float64
-;; operation of the TypeScript it replaced, in the same order: when it replaced it, 14,400 random
-;; cases came out bit for bit equal, and the records of mnist-8, LeNet and UltraFace byte for byte.
+;; integral_u^v rho(t) (t - q)^2 dt costs O(1) for any u, v. A candidate's loss is then a sum
+;; over its quantization cells (2^bits + 2 tails), not over the bins.
+;;
+;; Why not TypeScript. IFMR evaluates 61 candidates x ~258 cells once per layer, so the loop
+;; mostly ran before V8 had optimized it: 11 ms for the first layer, 1.5 ms for the next ones,
+;; 0.56 ms hot (mnist-8's three layers cost 15-20 % of its plain inference time); here about 1 ms
+;; for the first layer, 0.4 ms after. Its operations are the float64 operations of the TypeScript
+;; it replaced, in the same order: 14,400 random cases came out bit for bit equal, and the
+;; records of mnist-8, LeNet and UltraFace byte for byte. HFMG evaluates up to 3/4 of the bin
+;; count in candidate ranges, each over every bin in AMCT's formulation: in TypeScript,
+;; UltraFace's 41 searches at the default 4096 bins took 14.7 s; per destination bin from the
+;; moments, 0.38 s, choosing the same ranges.
 ;;
 ;; Memory, float64, laid out by `prepare` for nb bins: counts [nb] at byte 0 (written by the
 ;; caller), density [nb], then P_0, P_1, P_2 [nb + 1] each.
@@ -123,6 +126,55 @@
       (then (local.set $f (f64.add (local.get $f) (f64.const 1)))))
     (if (local.get $neg) (then (local.set $f (f64.neg (local.get $f)))))
     (f64.mul (local.get $f) (local.get $s)))
+
+;; HFMG's loss of the range [lo, hi] cut into n destination bins of width dw:
+  ;; integral rho(x) (x - c(x))^2 dx, c(x) the centre of x's destination bin, values below lo or
+  ;; above hi counted in the first or last bin (AMCT's clamp of the bin index). lo and hi lie on
+  ;; source-bin edges, so no source bin straddles them.
+  (func (export "hfmgLoss") (param $lo f64) (param $hi f64) (param $dw f64) (param $n i32) (result f64)
+    (local $half f64) (local $sum f64) (local $k i32) (local $e f64)
+    (local $f0 f64) (local $f1 f64) (local $f2 f64)
+    (local.set $half (f64.div (local.get $dw) (f64.const 2)))
+    ;; below lo: into the first bin's centre
+    (if (f64.gt (local.get $lo) (global.get $min))
+      (then
+        (call $momentsAt (local.get $lo))
+        (local.set $sum (call $cell (f64.const 0) (f64.const 0) (f64.const 0)
+          (f64.add (local.get $lo) (local.get $half))))))
+    ;; above hi: into the last bin's centre
+    (if (f64.lt (local.get $hi) (global.get $max))
+      (then
+        (call $momentsAt (local.get $hi))
+        (local.set $f0 (global.get $r0))
+        (local.set $f1 (global.get $r1))
+        (local.set $f2 (global.get $r2))
+        (call $momentsAt (global.get $max))
+        (local.set $sum (f64.add (local.get $sum)
+          (call $cell (local.get $f0) (local.get $f1) (local.get $f2)
+            (f64.add (local.get $lo) (f64.add (f64.mul (f64.convert_i32_s (i32.sub (local.get $n) (i32.const 1)))
+                                                      (local.get $dw))
+                                             (local.get $half))))))))
+    ;; the n destination bins
+    (call $momentsAt (local.get $lo))
+    (block $done
+      (loop $bins
+        (br_if $done (i32.ge_s (local.get $k) (local.get $n)))
+        (local.set $f0 (global.get $r0))
+        (local.set $f1 (global.get $r1))
+        (local.set $f2 (global.get $r2))
+        (local.set $e
+          (if (result f64) (i32.eq (local.get $k) (i32.sub (local.get $n) (i32.const 1)))
+            (then (local.get $hi))
+            (else (f64.add (local.get $lo)
+              (f64.mul (f64.convert_i32_s (i32.add (local.get $k) (i32.const 1))) (local.get $dw))))))
+        (call $momentsAt (local.get $e))
+        (local.set $sum (f64.add (local.get $sum)
+          (call $cell (local.get $f0) (local.get $f1) (local.get $f2)
+            (f64.add (local.get $lo) (f64.add (f64.mul (f64.convert_i32_s (local.get $k)) (local.get $dw))
+                                             (local.get $half))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $bins)))
+    (local.get $sum))
 
   ;; integral rho(x) (Q(clip(x, lo, hi)) - x)^2 dx with step s: both tails plus every cell of
   ;; [lo, hi] that meets the data. The caller keeps (hi - lo) / s + 2 <= nb.
