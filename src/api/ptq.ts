@@ -28,6 +28,7 @@ import { insertAscend, AMCT_DOMAIN } from '../passes/insert-ascend';
 import { insertFakeQuant } from '../passes/insert-fake-quant';
 import { insertQdq } from '../passes/insert-qdq';
 import { placeQdqForOrt } from '../passes/ort-qdq-placement';
+import { pointwiseConvsAsMatMul } from '../passes/ort-pointwise-matmul';
 import { planLayer, type LayerQuantPlan } from '../passes/layer-quant';
 import { runPasses } from '../passes/pass';
 import { upgradeOpsetPass } from '../passes/upgrade-opset';
@@ -255,12 +256,20 @@ export async function saveQuantized(
   const caffe = modified.source?.format === 'caffe';
   const fake = cloneModel(base);
   const plans = plansFor(fake, record, layers);
+  // each layer's output blob, taken before the ORT-oriented rewrites replace some layer nodes
+  const layerBlobs = Object.fromEntries(plans.map((p) => [p.layer, p.node.output(0).name]));
   {
     insertQdq(fake.graph, plans);
     const placed = placeQdqForOrt(fake.graph);
     if (placed.moved.length) {
       logger.debug(
         `Q/DQ placed for ORT fusion after ${placed.moved.join(', ')}; Relu removed: ${placed.removedRelus.join(', ') || 'none'}`,
+      );
+    }
+    const asMatMul = pointwiseConvsAsMatMul(fake.graph);
+    if (asMatMul.length) {
+      logger.debug(
+        `1x1 convolutions with a float output written as MatMul: ${asMatMul.join(', ')}`,
       );
     }
     fake.opsetImports = fake.opsetImports.filter((o) => o.domain !== AMCT_DOMAIN);
@@ -301,7 +310,7 @@ export async function saveQuantized(
     }
   }
   const info = outputFile(savePath, 'quant.json');
-  const errors = await layerErrors(base, fake, plans, recordFile);
+  const errors = await layerErrors(base, fake, layerBlobs, recordFile);
   writeFileAtomic(info, JSON.stringify(quantInfo(record, layers, errors), null, 2) + '\n');
   written.push(info);
   for (const f of written) logger.info(`saved ${f}`);
@@ -390,7 +399,7 @@ type Errors = Awaited<ReturnType<typeof measureLayerErrors>> | null;
 async function layerErrors(
   base: Model,
   fake: Model,
-  plans: LayerQuantPlan[],
+  blobs: Record<string, string>,
   recordFile: string,
 ): Promise<Errors> {
   const sample = readSample(recordFile);
@@ -400,8 +409,6 @@ async function layerErrors(
     );
     return null;
   }
-  const blobs: Record<string, string> = {};
-  for (const p of plans) blobs[p.layer] = p.node.output(0).name;
   return measureLayerErrors(base, fake, sample, blobs);
 }
 
