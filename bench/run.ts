@@ -189,7 +189,7 @@ async function loweringOverhead(): Promise<Record<string, unknown>> {
  * model, both through amct.Net (the inference a user runs, and the calibration run of the same
  * feeds): each timed from Net.create to the last forward, so the calibration side includes its
  * lowering, the taps, the histograms and the final IFMR search at the batch_num-th forward.
- * Reported: the fastest of 5 alternating repetitions of each (noise on this shared machine only adds
+ * Reported: the fastest of 9 alternating repetitions of each (noise on this shared machine only adds
  * time; medians moved by ±25 % between runs).
  */
 async function overheadRow(
@@ -204,7 +204,7 @@ async function overheadRow(
   const open = (f: string[]) => amct.Net.create(f[0]!, f[1] ?? null);
   const plainRuns: number[] = [];
   const calibRuns: number[] = [];
-  for (let rep = 0; rep < 5; rep++) {
+  for (let rep = 0; rep < (QUICK ? 3 : 9); rep++) {
     let t = performance.now();
     const plain = await open(files.plain);
     for (const x of feeds) await plain.forward({ [input]: x });
@@ -330,12 +330,21 @@ function peakRss(): Record<string, unknown>[] {
     [2, 'exact'],
     [32, 'exact'],
   ];
+  // the peak moves by +-10 MiB from run to run with when V8 collects the fetched activations:
+  // the median of five processes per histogram setting (the exact rows, minutes each, are there
+  // for contrast: one process)
   for (const [n, mode] of runs) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', child, String(n), mode], {
-      encoding: 'utf8',
-    });
-    const line = out.trim().split('\n').pop()!;
-    rows.push(JSON.parse(line) as Record<string, unknown>);
+    const samples: Record<string, number>[] = [];
+    const reps = QUICK || mode === 'exact' ? 1 : 5;
+    for (let r = 0; r < reps; r++) {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', child, String(n), mode], {
+        encoding: 'utf8',
+      });
+      samples.push(JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>);
+    }
+    samples.sort((a, b) => a['maxRssMiB']! - b['maxRssMiB']!);
+    const mid = samples[samples.length >> 1]!;
+    rows.push({ ...mid, runsMiB: samples.map((x) => x['maxRssMiB']) });
   }
   return rows;
 }
@@ -502,7 +511,7 @@ async function main(): Promise<void> {
     '',
     '## Calibration time / plain inference time (goal <= 1.5)',
     '',
-    'Both through amct.Net, each from Net.create to the last forward; fastest of 5 alternating runs.',
+    'Both through amct.Net, each from Net.create to the last forward; fastest of 9 alternating runs.',
     'The last three columns: the same forwards on onnxruntime-node alone (no amct code), the original',
     'graph against the graph with every calibration activation as an extra output, fetched and',
     'dropped: the least a calibration that reads activations in JavaScript can cost.',
@@ -519,6 +528,8 @@ async function main(): Promise<void> {
   md.push(
     '',
     '## Peak RSS of a calibration, UltraFace (goal: histogram flat within 10 %)',
+    '',
+    'Each calibration in its own process; histogram rows: the median of five processes.',
     '',
     '| batch_num | mode | peak RSS MiB |',
     '|---|---|---|',
