@@ -1,5 +1,6 @@
-import { Histogram } from '../../src/quant/histogram';
-import { QuantError } from '../../src/quant/errors';
+import { Histogram, HISTOGRAM_CHUNK } from '../../src/quant/histogram';
+import { MSG, QuantError } from '../../src/quant/errors';
+import type { HistogramKernel } from '../../src/quant/kernels/histogram-kernel';
 
 describe('Histogram', () => {
   it('bins the first batch like torch.histc over [min, max] (max in the last bin)', () => {
@@ -119,5 +120,81 @@ describe('Histogram', () => {
     // and the histogram keeps counting in the new range afterwards
     h.add(new Float32Array([7, 7, 7, 7, 7]));
     expect(Array.from(h.counts)).toEqual([6, 1, 0, 6]);
+  });
+
+  describe('batches larger than the kernel chunk', () => {
+    const nb = 16;
+    /** Deterministic values in [0, 8), a third of them zero. */
+    function batch(n: number, seed: number): Float32Array {
+      let x = seed;
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        const u = x / 2 ** 32;
+        out[i] = u < 0.33 ? 0 : Math.fround(u * 8);
+      }
+      return out;
+    }
+    /** torch.histc over [0, hi] with nb bins, computed here. */
+    function histc(hi: number, ...batches: Float32Array[]): number[] {
+      const c = new Array<number>(nb).fill(0);
+      for (const b of batches)
+        for (const v of b) c[Math.min(Math.floor((v * nb) / hi), nb - 1)]! += 1;
+      return c;
+    }
+    const big = 3 * HISTOGRAM_CHUNK + 123;
+
+    it('counts in-range batches like one histc over all of them', () => {
+      const first = batch(big, 1);
+      first[5] = 8; // range [0, 8]
+      const second = batch(big, 2);
+      const h = new Histogram(nb);
+      h.add(first);
+      h.add(second);
+      expect(Array.from(h.counts)).toEqual(histc(8, first, second));
+      expect(h.count).toBe(2 * big);
+    });
+
+    it('a value out of range in the third chunk: the counted chunks are taken back, the batch binned over the grown range', () => {
+      const first = batch(big, 3);
+      first[0] = 8;
+      const second = batch(big, 4);
+      second[2 * HISTOGRAM_CHUNK + 7] = 16; // grows the range to [0, 16] after two chunks counted
+      const h = new Histogram(nb);
+      h.add(first);
+      h.add(second);
+      // Over [0, 16] (bin width 1) AMCT's merge moves old bins 2j and 2j + 1 (width 0.5) whole
+      // into new bin j: the split of an odd bin puts trunc(c * 1) = c below its edge.
+      const old = histc(8, first);
+      const expected = histc(16, second).map((c, j) =>
+        j < nb / 2 ? c + old[2 * j]! + old[2 * j + 1]! : c,
+      );
+      expect(Array.from(h.counts)).toEqual(expected);
+      expect(h.count).toBe(2 * big);
+      expect(h.max).toBe(16);
+    });
+
+    it('a NaN in a later chunk throws and leaves the histogram as it was', () => {
+      const first = batch(big, 5);
+      first[0] = 8;
+      const h = new Histogram(nb);
+      h.add(first);
+      const bad = batch(big, 6);
+      bad[3 * HISTOGRAM_CHUNK + 1] = NaN;
+      expect(() => h.add(bad)).toThrow(MSG.ifmrNan);
+      const inf = batch(big, 7);
+      inf[HISTOGRAM_CHUNK + 2] = -Infinity;
+      expect(() => h.add(inf)).toThrow(MSG.ifmrInf);
+      expect(Array.from(h.counts)).toEqual(histc(8, first));
+      expect(h.count).toBe(big);
+    });
+
+    it("the kernel's memory holds one chunk, not the batch", () => {
+      const h = new Histogram(nb);
+      h.add(batch(40 * HISTOGRAM_CHUNK, 8));
+      const kernel = (h as unknown as { kernel: HistogramKernel }).kernel;
+      // one 64 KiB page for the lanes and the chunk, one more at most for alignment
+      expect(kernel.lanes.buffer.byteLength).toBeLessThanOrEqual(2 * 65536);
+    });
   });
 });

@@ -129,6 +129,45 @@ describe('RecordFile', () => {
     expect(RecordFile.read(c).layers()).toEqual(['conv1', 'fc1']);
   });
 
+  it('a read of the text this process wrote or read last gives what a fresh parse gives', () => {
+    const rec = new RecordFile();
+    rec.set('fc1', { scaleD: 0, offsetD: 0, scaleW: [], offsetW: [], skipFusion: false });
+    rec.set('conv1', {
+      scaleD: -0,
+      offsetD: -128,
+      scaleW: [0.1, 1e-30, 3.4e38],
+      offsetW: [0, 0, 0],
+      shiftBit: [1, 2, 3],
+      channels: 0,
+      tensorBalanceFactor: [0.948409557],
+      cluster: [-8, 0, 7],
+      dstType: 'INT8',
+      actType: '',
+      fakequantPrecisionMode: 'FORCE_FP16_QUANT',
+    });
+    const file = tmp('cached.txt');
+    rec.write(file, ['conv1']);
+    // the same file through a link is another path: parsed, not taken from memory
+    const link = tmp('cached-link.txt');
+    fs.symlinkSync(file, link);
+    const cached = RecordFile.read(file);
+    const parsed = RecordFile.read(link);
+    expect(cached.layers()).toEqual(['conv1', 'fc1']);
+    expect(cached.layers()).toEqual(parsed.layers());
+    for (const l of parsed.layers()) expect(cached.get(l)).toEqual(parsed.get(l));
+    expect(Object.is(cached.get('conv1')!.scaleD, parsed.get('conv1')!.scaleD)).toBe(true);
+    // what a reader changes is its own
+    cached.set('conv1', { scaleD: 5 });
+    cached.delete('fc1');
+    expect(RecordFile.read(file).get('conv1')!.scaleD).toBe(-0);
+    expect(RecordFile.read(file).layers()).toEqual(['conv1', 'fc1']);
+    // a file changed by someone else is read again
+    fs.writeFileSync(file, AMCT_SAMPLE);
+    expect(RecordFile.read(file).layers()).toEqual(['conv1', 'layer1.0.conv1', 'linear_1']);
+    fs.writeFileSync(file, 'record { key: "x" value { scale_d: oops } }');
+    expect(() => RecordFile.read(file)).toThrow(RecordError);
+  });
+
   it('get() returns a copy', () => {
     const rec = new RecordFile();
     rec.set('conv1', { scaleW: [1] });

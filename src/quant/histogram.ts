@@ -94,18 +94,61 @@ export class Histogram {
   add(data: Float32Array): void {
     const n = data.length;
     if (n === 0) return;
-    // One pass for the batch's range (and NaN / Inf), one to count it. Counting optimistically
-    // in the old range and starting over at the first value outside cost up to four passes on
-    // heavy-tailed activations, whose range keeps growing batch after batch.
     this.kernel ??= new HistogramKernel(this.numBins);
-    const kernel = this.kernel;
-    kernel.load(data);
-    const scanned = kernel.scan();
-    const { nan } = scanned;
-    const { min: dmin, max: dmax } = nan ? extremesPastNaN(data) : scanned;
+    if (this.pendingTotal + n >= PENDING_LIMIT) this.flush();
+    // The batch goes through the kernel a chunk at a time, scanned and then counted while the
+    // chunk is in cache; the kernel's memory holds one chunk, not a copy of the batch. A chunk
+    // outside the current range (or holding NaN / Inf) means the batch must be binned over a
+    // grown range: what was counted of it is taken back and the whole batch goes the slow way.
+    const scan = this.total === 0 ? null : this.countInRange(data);
+    if (scan === true) {
+      this.pendingTotal += n;
+      this.total += n;
+      return;
+    }
+    this.addGrowing(data, scan);
+  }
+
+  /**
+   * Counts `data` over the current range, chunk by chunk. Returns true when every value was in
+   * range (all counted), else the scan so far with nothing of `data` left counted.
+   */
+  private countInRange(data: Float32Array): true | ChunkScan {
+    const kernel = this.kernel!;
+    const { a, k } = binParams(this.numBins, this.lo, this.hi);
+    const scan: ChunkScan = { min: Infinity, max: -Infinity, nan: false, scanned: 0 };
+    while (scan.scanned < data.length) {
+      const end = Math.min(scan.scanned + HISTOGRAM_CHUNK, data.length);
+      kernel.load(data.subarray(scan.scanned, end));
+      const s = kernel.scan();
+      scan.scanned = end;
+      addToScan(scan, s);
+      // NaN fails both comparisons: caught by s.nan
+      if (s.nan || s.min < this.lo || s.max > this.hi) break;
+      kernel.count(a, k);
+    }
+    if (!scan.nan && scan.min >= this.lo && scan.max <= this.hi) return true;
+    // take back the chunks counted before the one that left the range
+    for (let at = 0; at + HISTOGRAM_CHUNK < scan.scanned; at += HISTOGRAM_CHUNK) {
+      kernel.load(data.subarray(at, at + HISTOGRAM_CHUNK));
+      kernel.count(a, k, -1);
+    }
+    return scan;
+  }
+
+  /** AMCT's path for a first batch or one that grows the range: scan it all, merge, count. */
+  private addGrowing(data: Float32Array, partial: ChunkScan | null): void {
+    const kernel = this.kernel!;
+    const n = data.length;
+    const scan = partial ?? { min: Infinity, max: -Infinity, nan: false, scanned: 0 };
+    for (; scan.scanned < n; scan.scanned += HISTOGRAM_CHUNK) {
+      kernel.load(data.subarray(scan.scanned, scan.scanned + HISTOGRAM_CHUNK));
+      addToScan(scan, kernel.scan());
+    }
+    const { nan } = scan;
+    const { min: dmin, max: dmax } = nan ? extremesPastNaN(data) : scan;
     if (dmin === -Infinity || dmax === Infinity) throw new QuantError(this.messages.inf);
     if (nan) throw new QuantError(this.messages.nan);
-    if (this.pendingTotal + n >= PENDING_LIMIT) this.flush();
     if (this.total === 0) {
       this.bins.fill(0);
       this.lo = dmin;
@@ -123,7 +166,10 @@ export class Histogram {
       this.hi = mmax;
     }
     const { a, k } = binParams(this.numBins, this.lo, this.hi);
-    kernel.count(a, k);
+    for (let at = 0; at < n; at += HISTOGRAM_CHUNK) {
+      kernel.load(data.subarray(at, at + HISTOGRAM_CHUNK));
+      kernel.count(a, k);
+    }
     this.pendingTotal += n;
     this.total += n;
   }
@@ -138,6 +184,26 @@ export class Histogram {
     p.fill(0);
     this.pendingTotal = 0;
   }
+}
+
+/**
+ * Values the kernel takes at a time (64 KiB): small enough to stay in cache from the scan to
+ * the count, and all the kernel's memory holds besides its count lanes however large a batch is.
+ */
+export const HISTOGRAM_CHUNK = 16384;
+
+/** Range of the chunks scanned so far: `scanned` values from the start of the batch. */
+interface ChunkScan {
+  min: number;
+  max: number;
+  nan: boolean;
+  scanned: number;
+}
+
+function addToScan(scan: ChunkScan, s: { min: number; max: number; nan: boolean }): void {
+  if (s.nan) scan.nan = true;
+  scan.min = Math.min(scan.min, s.min);
+  scan.max = Math.max(scan.max, s.max);
 }
 
 /** Pending values before a fold, so that no int32 lane can overflow. */

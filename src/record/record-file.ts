@@ -16,7 +16,7 @@ import * as path from 'path';
 import { RecordError } from '../errors';
 import { QUANTIZABLE_OPS, weightChannelAxis, type Graph, type Node } from '../ir';
 import { writeFileAtomic } from '../util/fs';
-import { amctType, fromPlain, parseTextFile, printText, toPlain } from '../proto';
+import { amctType, fromPlain, parseText, printText, toPlain } from '../proto';
 
 export interface LayerRecord {
   scaleD?: number;
@@ -131,17 +131,60 @@ function cloneRecord(r: LayerRecord): LayerRecord {
   return out;
 }
 
+/**
+ * The last record files read or written in this process, by absolute path: the text and what
+ * it parsed to. The flow of seed 000 reads the record it has just written (quantizeModel, the
+ * last calibration forward, saveModel) and parsing the text format is the slow part (UltraFace's
+ * 160 kB record: about 60 ms); a read whose file holds exactly the cached text takes the parse
+ * from here. Keyed by content, so a file changed by anyone else is parsed again.
+ */
+const parsedRecords = new Map<string, { text: string; records: Map<string, LayerRecord> }>();
+const PARSED_RECORDS_KEPT = 4;
+
+/** Remembers `file`'s text and its records, in the order and form a parse of the text gives. */
+function keepParsed(file: string, text: string, records: Iterable<[string, LayerRecord]>): void {
+  const key = path.resolve(file);
+  const parsed = new Map<string, LayerRecord>();
+  for (const [layer, r] of records) {
+    const copy = cloneRecord(r) as Record<string, unknown>;
+    // a parse skips repeated fields written empty
+    for (const k of Object.keys(copy)) {
+      if (Array.isArray(copy[k]) && (copy[k] as unknown[]).length === 0) delete copy[k];
+    }
+    parsed.set(layer, copy as LayerRecord);
+  }
+  parsedRecords.delete(key);
+  parsedRecords.set(key, { text, records: parsed });
+  for (const old of parsedRecords.keys()) {
+    if (parsedRecords.size <= PARSED_RECORDS_KEPT) break;
+    parsedRecords.delete(old);
+  }
+}
+
 export class RecordFile {
   private readonly records = new Map<string, LayerRecord>();
 
   /** Reads a record file; a missing or empty (whitespace-only) file gives an empty record. */
   static read(file: string): RecordFile {
     const rec = new RecordFile();
-    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8').trim() === '') return rec;
+    if (!fs.existsSync(file)) return rec;
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.trim() === '') return rec;
+    const cached = parsedRecords.get(path.resolve(file));
+    if (cached && cached.text === text) {
+      for (const [k, r] of cached.records) rec.records.set(k, cloneRecord(r));
+      return rec;
+    }
+    rec.parse(file, text);
+    keepParsed(file, text, rec.records);
+    return rec;
+  }
+
+  private parse(file: string, text: string): void {
     const type = amctType('ScaleOffsetRecord');
     let plain: Plain;
     try {
-      plain = toPlain(type, parseTextFile(type, file)) as Plain;
+      plain = toPlain(type, parseText(type, text, file)) as Plain;
     } catch (e) {
       const err = e as Error & { line?: number; column?: number };
       throw new RecordError(
@@ -173,9 +216,8 @@ export class RecordFile {
         if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) continue;
         partial[k] = normalize(kind, v, key, name, file);
       }
-      rec.mergeIn(key, partial as LayerRecord);
+      this.mergeIn(key, partial as LayerRecord);
     }
-    return rec;
   }
 
   /** Creates or empties a record file, as AMCT's init does. */
@@ -243,7 +285,13 @@ export class RecordFile {
 
   /** Writes the record atomically; see the module note on order. */
   write(file: string, order?: readonly string[]): void {
-    writeFileAtomic(file, this.toText(order));
+    const text = this.toText(order);
+    writeFileAtomic(file, text);
+    keepParsed(
+      file,
+      text,
+      this.orderedKeys(order).map((k) => [k, this.records.get(k)!] as [string, LayerRecord]),
+    );
   }
 
   private orderedKeys(order?: readonly string[]): string[] {

@@ -78,4 +78,21 @@ describe('histogram kernel (WebAssembly)', () => {
     expected[Math.floor((0 - min) * scale)]! += 1;
     expect(laneSums(k)).toEqual(expected);
   });
+
+  it('a count with increment -1 takes back a count of the same values exactly', () => {
+    const nb = 64;
+    const k = new HistogramKernel(nb);
+    const first = values(5003, 11);
+    k.load(first);
+    const { min, max } = k.scan();
+    const scale = nb / (max - min);
+    k.count(min, scale);
+    const before = Array.from(k.lanes);
+    const second = values(4097, 12).map((v) => Math.min(Math.max(v, min), max));
+    k.load(second);
+    k.count(min, scale);
+    expect(laneSums(k).reduce((a, c) => a + c, 0)).toBe(5003 + 4097);
+    k.count(min, scale, -1);
+    expect(Array.from(k.lanes)).toEqual(before);
+  });
 });

@@ -1,7 +1,9 @@
 /**
  * The histogram's per-value work (range scan, bin counting) in WebAssembly SIMD (histogram.wat),
  * the one loop of calibration that runs over every activation value. One small instance per
- * histogram: its memory holds the four int32 count lanes, then the current batch.
+ * histogram: its memory holds the four int32 count lanes, then the values loaded last. The
+ * Histogram loads at most HISTOGRAM_CHUNK values at a time, so the memory stays small and the
+ * loaded values stay in cache between the scan and the count.
  */
 import { WASM_BASE64 } from './histogram-wasm';
 import { instantiateKernel, reserveMemory } from './wasm';
@@ -11,7 +13,7 @@ interface KernelExports {
   min: { value: number };
   max: { value: number };
   scan(p: number, n: number): number;
-  count(p: number, n: number, lanes: number, nb: number, a: number, k: number): void;
+  count(p: number, n: number, lanes: number, nb: number, a: number, k: number, inc: number): void;
 }
 
 /** Count lanes of the kernel: value i goes to lane i mod 4. */
@@ -34,7 +36,7 @@ export class HistogramKernel {
     return new Int32Array(this.exports.memory.buffer, 0, KERNEL_LANES * this.numBins);
   }
 
-  /** Copies a batch in; `scan` and `count` work on it. */
+  /** Copies values in (the memory grows to hold them); `scan` and `count` work on them. */
   load(data: Float32Array): void {
     this.reserve(data.length);
     new Float32Array(this.exports.memory.buffer, this.dataOffset, data.length).set(data);
@@ -47,9 +49,12 @@ export class HistogramKernel {
     return { min: this.exports.min.value, max: this.exports.max.value, nan };
   }
 
-  /** Adds the loaded batch to the lanes: bin = min(trunc((v - a) * k), numBins - 1). */
-  count(a: number, k: number): void {
-    this.exports.count(this.dataOffset, this.length, 0, this.numBins, a, k);
+  /**
+   * Adds `inc` to the lanes at each loaded value's bin = min(trunc((v - a) * k), numBins - 1);
+   * `inc` = -1 takes back an earlier count of the same values exactly.
+   */
+  count(a: number, k: number, inc: 1 | -1 = 1): void {
+    this.exports.count(this.dataOffset, this.length, 0, this.numBins, a, k, inc);
   }
 
   private reserve(values: number): void {

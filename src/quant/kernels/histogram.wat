@@ -1,9 +1,10 @@
 ;; Histogram kernels of src/quant/histogram.ts, in WebAssembly with 128-bit SIMD.
 ;; Source of histogram-wasm.ts (generated: npm run build:wasm; a test checks they match).
 ;;
-;; Memory layout, decided by the caller: four int32 count lanes of nb bins each, then the batch
-;; as float32. The bin rule is histc's, computed in float64 exactly as the TypeScript fallback:
-;; bin = min(trunc((v - a) * k), nb - 1), for values already known to lie in the range.
+;; Memory layout, decided by the caller: four int32 count lanes of nb bins each, then the values
+;; to scan or count as float32 (a chunk of a batch). The bin rule is histc's, computed in float64
+;; (as the tests' reference does): bin = min(trunc((v - a) * k), nb - 1), for values already known
+;; to lie in the range.
 (module
   (memory (export "memory") 1)
 
@@ -47,10 +48,11 @@
     (i32.or (v128.any_true (local.get $nan))
             (i32.or (f32.ne (local.get $mn) (local.get $mn)) (f32.ne (local.get $mx) (local.get $mx)))))
 
-  ;; Counts the batch at $p (n float32, all within the range) into the lanes at $lanes:
-  ;; value i goes to lane i mod 4, so runs of one value (ReLU zeros) do not serialize on one slot.
+  ;; Adds $inc to the bin of every value of the batch at $p (n float32, all within the range), in
+  ;; the lanes at $lanes: value i goes to lane i mod 4, so runs of one value (ReLU zeros) do not
+  ;; serialize on one slot. $inc = -1 takes back what a count of the same batch added.
   (func (export "count") (param $p i32) (param $n i32) (param $lanes i32) (param $nb i32)
-                         (param $a f64) (param $k f64)
+                         (param $a f64) (param $k f64) (param $inc i32)
     (local $end i32) (local $va v128) (local $vk v128) (local $top v128) (local $off v128)
     (local $v v128) (local $lo v128) (local $hi v128) (local $idx v128) (local $addr i32)
     (local $b i32) (local $stride i32) (local $magic v128)
@@ -84,13 +86,13 @@
         (local.set $idx (i32x4.add (i32x4.shl (i32x4.min_s (local.get $idx) (local.get $top)) (i32.const 2))
                                    (local.get $off)))
         (local.set $addr (i32x4.extract_lane 0 (local.get $idx)))
-        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (i32.const 1)))
+        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (local.get $inc)))
         (local.set $addr (i32x4.extract_lane 1 (local.get $idx)))
-        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (i32.const 1)))
+        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (local.get $inc)))
         (local.set $addr (i32x4.extract_lane 2 (local.get $idx)))
-        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (i32.const 1)))
+        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (local.get $inc)))
         (local.set $addr (i32x4.extract_lane 3 (local.get $idx)))
-        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (i32.const 1)))
+        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (local.get $inc)))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $vec)))
     (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 3)) (i32.const 2))))
@@ -102,7 +104,7 @@
         (if (i32.gt_s (local.get $b) (i32.sub (local.get $nb) (i32.const 1)))
           (then (local.set $b (i32.sub (local.get $nb) (i32.const 1)))))
         (local.set $addr (i32.add (local.get $lanes) (i32.shl (local.get $b) (i32.const 2))))
-        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (i32.const 1)))
+        (i32.store (local.get $addr) (i32.add (i32.load (local.get $addr)) (local.get $inc)))
         (local.set $p (i32.add (local.get $p) (i32.const 4)))
         (br $tail))))
 )
