@@ -189,6 +189,63 @@ describe('Histogram', () => {
       expect(h.count).toBe(big);
     });
 
+    describe('batches smaller than a chunk (staged, counted together)', () => {
+      /** Batches of 1000 values, so that 17 of them cross a chunk boundary. */
+      const smalls = (count: number, seed: number) =>
+        Array.from({ length: count }, (_, i) => batch(1000, seed + i));
+
+      it('40 in-range batches count like one histc over all of them, whenever the counts are read', () => {
+        const first = batch(1000, 10);
+        first[0] = 8;
+        const rest = smalls(40, 11);
+        const h = new Histogram(nb);
+        h.add(first);
+        rest.slice(0, 20).forEach((b) => h.add(b));
+        // read mid-stream: the staged batches are counted, and counting goes on after
+        expect(Array.from(h.counts)).toEqual(histc(8, first, ...rest.slice(0, 20)));
+        rest.slice(20).forEach((b) => h.add(b));
+        expect(Array.from(h.counts)).toEqual(histc(8, first, ...rest));
+        expect(h.count).toBe(41 * 1000);
+        // staged values never outgrow the one chunk (100 batches unread would need 7 pages)
+        smalls(100, 70).forEach((b) => h.add(b));
+        const kernel = (h as unknown as { kernel: HistogramKernel }).kernel;
+        expect(kernel.lanes.buffer.byteLength).toBeLessThanOrEqual(2 * 65536);
+      });
+
+      it('a small batch that grows the range: the staged ones are binned over the old range, then merged', () => {
+        const first = batch(1000, 30);
+        first[0] = 8;
+        const staged = smalls(5, 31);
+        const grower = batch(1000, 40);
+        grower[500] = 16;
+        const h = new Histogram(nb);
+        h.add(first);
+        staged.forEach((b) => h.add(b));
+        h.add(grower);
+        // as in the chunked case: old bins 2j and 2j + 1 (width 0.5) into new bin j
+        const old = histc(8, first, ...staged);
+        const expected = histc(16, grower).map((c, j) =>
+          j < nb / 2 ? c + old[2 * j]! + old[2 * j + 1]! : c,
+        );
+        expect(Array.from(h.counts)).toEqual(expected);
+        expect(h.count).toBe(7 * 1000);
+      });
+
+      it('a NaN in a small batch throws and keeps the staged batches before it', () => {
+        const first = batch(1000, 50);
+        first[0] = 8;
+        const staged = smalls(3, 51);
+        const bad = batch(1000, 60);
+        bad[999] = NaN;
+        const h = new Histogram(nb);
+        h.add(first);
+        staged.forEach((b) => h.add(b));
+        expect(() => h.add(bad)).toThrow(MSG.ifmrNan);
+        expect(Array.from(h.counts)).toEqual(histc(8, first, ...staged));
+        expect(h.count).toBe(4 * 1000);
+      });
+    });
+
     it("the kernel's memory holds one chunk, not the batch", () => {
       const h = new Histogram(nb);
       h.add(batch(40 * HISTOGRAM_CHUNK, 8));

@@ -35,6 +35,8 @@ export class Histogram {
    * the range grows or the counts are read.
    */
   private kernel: HistogramKernel | null = null;
+  /** Values (counted in pendingTotal) waiting at the start of the kernel's chunk; see `add`. */
+  private staged = 0;
   private pendingTotal = 0;
   private readonly messages: { nan: string; inf: string };
 
@@ -96,17 +98,59 @@ export class Histogram {
     if (n === 0) return;
     this.kernel ??= new HistogramKernel(this.numBins);
     if (this.pendingTotal + n >= PENDING_LIMIT) this.flush();
-    // The batch goes through the kernel a chunk at a time, scanned and then counted while the
-    // chunk is in cache; the kernel's memory holds one chunk, not a copy of the batch. A chunk
-    // outside the current range (or holding NaN / Inf) means the batch must be binned over a
-    // grown range: what was counted of it is taken back and the whole batch goes the slow way.
-    const scan = this.total === 0 ? null : this.countInRange(data);
+    if (this.total === 0) {
+      this.addGrowing(data, null);
+      return;
+    }
+    // A batch smaller than a chunk is scanned and left in the kernel's chunk, behind the ones
+    // before it, and counted with them once the chunk is full (or the range grows, or the counts
+    // are read): counting a few hundred values touched lanes that ORT's forward had pushed out of
+    // cache (mnist-8: 17 µs per forward for three layers). Integer counts do not depend on when
+    // they are made, and the range cannot change while values wait.
+    if (n < HISTOGRAM_CHUNK) {
+      if (this.staged + n > HISTOGRAM_CHUNK) this.countStaged();
+      const scan = this.stage(data);
+      if (scan !== true) this.addGrowing(data, scan);
+      return;
+    }
+    // A larger batch goes through the kernel a chunk at a time, scanned and then counted while
+    // the chunk is in cache; the kernel's memory holds one chunk, not a copy of the batch. A
+    // chunk outside the current range (or holding NaN / Inf) means the batch must be binned over
+    // a grown range: what was counted of it is taken back and the whole batch goes the slow way.
+    this.countStaged();
+    const scan = this.countInRange(data);
     if (scan === true) {
       this.pendingTotal += n;
       this.total += n;
       return;
     }
     this.addGrowing(data, scan);
+  }
+
+  /**
+   * Loads a small batch behind the staged values and scans it. In range: it joins them (true);
+   * else its scan, and it is not staged.
+   */
+  private stage(data: Float32Array): true | ChunkScan {
+    const kernel = this.kernel!;
+    const n = data.length;
+    kernel.loadAt(this.staged, data);
+    const s = kernel.scanRange(this.staged, n);
+    if (!s.nan && s.min >= this.lo && s.max <= this.hi) {
+      this.staged += n;
+      this.pendingTotal += n;
+      this.total += n;
+      return true;
+    }
+    return { min: s.min, max: s.max, nan: s.nan, scanned: n };
+  }
+
+  /** Counts the staged values over the current range. */
+  private countStaged(): void {
+    if (this.staged === 0) return;
+    const { a, k } = binParams(this.numBins, this.lo, this.hi);
+    this.kernel!.countRange(0, this.staged, a, k);
+    this.staged = 0;
   }
 
   /**
@@ -138,6 +182,9 @@ export class Histogram {
 
   /** AMCT's path for a first batch or one that grows the range: scan it all, merge, count. */
   private addGrowing(data: Float32Array, partial: ChunkScan | null): void {
+    // staged values are counted over the range they were scanned against, before the chunk
+    // area is reused
+    this.countStaged();
     const kernel = this.kernel!;
     const n = data.length;
     const scan = partial ?? { min: Infinity, max: -Infinity, nan: false, scanned: 0 };
@@ -177,6 +224,7 @@ export class Histogram {
   /** Folds the pending lanes into `bins`. */
   private flush(): void {
     if (!this.kernel || this.pendingTotal === 0) return;
+    this.countStaged();
     const p = this.kernel.lanes;
     const nb = this.numBins;
     const bins = this.bins;

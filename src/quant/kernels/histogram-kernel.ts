@@ -38,15 +38,13 @@ export class HistogramKernel {
 
   /** Copies values in (the memory grows to hold them); `scan` and `count` work on them. */
   load(data: Float32Array): void {
-    this.reserve(data.length);
-    new Float32Array(this.exports.memory.buffer, this.dataOffset, data.length).set(data);
+    this.loadAt(0, data);
     this.length = data.length;
   }
 
   /** Min and max of the loaded batch (meaningless when `nan`). Needs a non-empty batch. */
   scan(): { min: number; max: number; nan: boolean } {
-    const nan = this.exports.scan(this.dataOffset, this.length) !== 0;
-    return { min: this.exports.min.value, max: this.exports.max.value, nan };
+    return this.scanRange(0, this.length);
   }
 
   /**
@@ -54,7 +52,24 @@ export class HistogramKernel {
    * `inc` = -1 takes back an earlier count of the same values exactly.
    */
   count(a: number, k: number, inc: 1 | -1 = 1): void {
-    this.exports.count(this.dataOffset, this.length, 0, this.numBins, a, k, inc);
+    this.countRange(0, this.length, a, k, inc);
+  }
+
+  /** Copies values in from value index `at` of the batch area (which grows to hold them). */
+  loadAt(at: number, data: Float32Array): void {
+    this.reserve(at + data.length);
+    new Float32Array(this.exports.memory.buffer, this.dataOffset + at * 4, data.length).set(data);
+  }
+
+  /** `scan` of the n values loaded from index `at`. */
+  scanRange(at: number, n: number): { min: number; max: number; nan: boolean } {
+    const nan = this.exports.scan(this.dataOffset + at * 4, n) !== 0;
+    return { min: this.exports.min.value, max: this.exports.max.value, nan };
+  }
+
+  /** `count` of the n values loaded from index `at`. */
+  countRange(at: number, n: number, a: number, k: number, inc: 1 | -1 = 1): void {
+    this.exports.count(this.dataOffset + at * 4, n, 0, this.numBins, a, k, inc);
   }
 
   private reserve(values: number): void {
